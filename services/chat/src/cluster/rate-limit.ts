@@ -1,0 +1,65 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "../logger.js";
+
+/** Counts a user's sends in fixed windows. */
+export interface RateLimiter {
+  /** Records one send; 0 if allowed, else milliseconds until allowed. */
+  consume(userId: number): Promise<number>;
+}
+
+export interface RateLimit {
+  limit: number;
+  windowMs: number;
+}
+
+/** One node's own count, for the embedded single-node mode. */
+export class MemoryRateLimiter implements RateLimiter {
+  private readonly windows = new Map<number, { start: number; count: number }>();
+
+  constructor(private readonly rule: RateLimit) {}
+
+  consume(userId: number): Promise<number> {
+    const now = Date.now();
+    const start = now - (now % this.rule.windowMs);
+    const current = this.windows.get(userId);
+    if (current?.start !== start) {
+      if (this.windows.size > 100_000) this.windows.clear();
+      this.windows.set(userId, { start, count: 1 });
+      return Promise.resolve(0);
+    }
+    current.count += 1;
+    const wait = start + this.rule.windowMs - now;
+    return Promise.resolve(current.count > this.rule.limit ? wait : 0);
+  }
+}
+
+/**
+ * The cluster-wide count: one Redis key per user and window. When Redis
+ * cannot be reached the send is allowed (and logged): chat keeps working
+ * and the database still holds every message.
+ */
+export class RedisRateLimiter implements RateLimiter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly rule: RateLimit,
+    private readonly log: Logger,
+  ) {}
+
+  async consume(userId: number): Promise<number> {
+    const now = Date.now();
+    const window = Math.floor(now / this.rule.windowMs);
+    const key = `windi:rate:${userId}:${window}`;
+    try {
+      const [[, count]] = (await this.redis
+        .multi()
+        .incr(key)
+        .pexpire(key, this.rule.windowMs)
+        .exec()) as [[unknown, number]];
+      if (count <= this.rule.limit) return 0;
+      return (window + 1) * this.rule.windowMs - now;
+    } catch (error) {
+      this.log.warn("rate limit unavailable", { error, userId });
+      return 0;
+    }
+  }
+}

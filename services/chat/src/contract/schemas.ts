@@ -1,0 +1,177 @@
+/**
+ * The zod schemas of the wire contract (DESIGN.md sections 5-7). They
+ * validate what clients send and describe what the server answers; the
+ * OpenAPI document and the event types are generated from them.
+ */
+import { extendZodWithOpenApi } from "@asteasolutions/zod-to-openapi";
+import { z } from "zod";
+
+extendZodWithOpenApi(z);
+
+const id = z.coerce.number().int().positive().max(2_147_483_647);
+
+/** A string of code points, without NUL (PostgreSQL text cannot hold it). */
+function text(min: number, max: number) {
+  return z
+    .string()
+    .refine((s) => !s.includes("\u0000"), "must not contain NUL")
+    .refine((s) => [...s].length >= min, `must be at least ${min} characters`)
+    .refine((s) => [...s].length <= max, `must be at most ${max} characters`);
+}
+
+// ---- requests ---------------------------------------------------------
+
+export const RegisterBody = z
+  .object({
+    name: text(1, 64).pipe(z.string().trim().min(1, "must not be blank")),
+    email: z.email().max(254),
+    password: z.string().min(8).max(128),
+  })
+  .openapi("RegisterRequest");
+
+export const TokenBody = z
+  .object({
+    username: z.string().min(1).max(254).openapi({
+      description: "email or name",
+    }),
+    password: z.string().min(1).max(128),
+    grant_type: z.literal("password").optional(),
+  })
+  .openapi("TokenRequest");
+
+export const UserSearchQuery = z.object({
+  q: z.string().max(64).default(""),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+});
+
+export const ChatIdParams = z.object({ chat_id: id });
+export const MemberParams = z.object({ chat_id: id, user_id: id });
+
+export const CreateChatBody = z
+  .discriminatedUnion("type", [
+    z.object({ type: z.literal("private"), user_id: id }),
+    z.object({
+      type: z.literal("group"),
+      name: text(1, 128).pipe(z.string().trim().min(1, "must not be blank")),
+      member_ids: z.array(id).max(500).default([]),
+    }),
+  ])
+  .openapi("CreateChatRequest");
+
+export const AddMemberBody = z
+  .object({ user_id: id })
+  .openapi("AddMemberRequest");
+
+export const MessageText = text(1, 4000).refine(
+  (s) => s.trim().length > 0,
+  "must not be only white space",
+);
+export const ClientId = z.string().min(1).max(64);
+
+export const SendMessageBody = z
+  .object({ text: MessageText, client_id: ClientId.optional() })
+  .openapi("SendMessageRequest");
+
+export const HistoryQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(100).default(50),
+    offset: z.coerce.number().int().min(0).optional(),
+    after: z.coerce.number().int().min(0).optional(),
+    before: z.coerce.number().int().min(1).optional(),
+  })
+  .refine(
+    (q) =>
+      [q.offset, q.after, q.before].filter((v) => v !== undefined).length <= 1,
+    { message: "offset, after and before are not combined", path: ["offset"] },
+  );
+
+export const ReadBody = z
+  .object({ seq: z.number().int().min(0).max(2_147_483_647) })
+  .openapi("ReadRequest");
+
+// ---- socket payloads --------------------------------------------------
+
+export const SendEvent = z.object({
+  chat_id: id,
+  text: MessageText,
+  client_id: ClientId.optional(),
+});
+export const ReadEvent = z.object({ chat_id: id, seq: ReadBody.shape.seq });
+export const TypingEvent = z.object({ chat_id: id, typing: z.boolean() });
+
+// ---- responses --------------------------------------------------------
+
+const time = z.string().openapi({ example: "2026-12-04T15:13:38.123Z" });
+
+export const UserSelf = z
+  .object({ id: z.number(), name: z.string(), email: z.string(), created_at: time })
+  .openapi("User");
+export const UserPublic = z
+  .object({ id: z.number(), name: z.string() })
+  .openapi("UserPublic");
+
+export const TokenResponse = z
+  .object({
+    access_token: z.string(),
+    token_type: z.literal("bearer"),
+    expires_in: z.number(),
+  })
+  .openapi("Token");
+
+export const Message = z
+  .object({
+    id: z.number(),
+    chat_id: z.number(),
+    sender_id: z.number(),
+    text: z.string(),
+    timestamp: time,
+    seq: z.number(),
+    client_id: z.string().nullable(),
+    is_read: z.boolean(),
+  })
+  .openapi("Message");
+
+export const ChatMember = z
+  .object({
+    user_id: z.number(),
+    name: z.string(),
+    role: z.enum(["owner", "member"]),
+    last_read_seq: z.number(),
+    online: z.boolean(),
+  })
+  .openapi("ChatMember");
+
+export const Chat = z
+  .object({
+    id: z.number(),
+    type: z.enum(["private", "group"]),
+    name: z.string().nullable(),
+    creator_id: z.number(),
+    created_at: time,
+    members: z.array(ChatMember),
+    last_message: Message.nullable(),
+    unread_count: z.number(),
+  })
+  .openapi("Chat");
+
+export const ReadMarker = z
+  .object({ chat_id: z.number(), user_id: z.number(), last_read_seq: z.number() })
+  .openapi("ReadMarker");
+
+export const ErrorResponse = z
+  .object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .openapi("Error");
+
+export type UserSelf = z.infer<typeof UserSelf>;
+export type UserPublic = z.infer<typeof UserPublic>;
+export type Message = z.infer<typeof Message>;
+export type Chat = z.infer<typeof Chat>;
+export type ChatMember = z.infer<typeof ChatMember>;
+export type ReadMarker = z.infer<typeof ReadMarker>;
+export type TokenResponse = z.infer<typeof TokenResponse>;

@@ -1,0 +1,97 @@
+import type { z } from "zod";
+import type { RegisterBody } from "../contract/schemas.js";
+import type { UserPublic, UserSelf } from "../contract/schemas.js";
+import { AppError, notFound } from "../errors.js";
+import type { PrismaClient } from "../generated/prisma/client.js";
+import { hashPassword, verifyPassword } from "./passwords.js";
+import { isUniqueViolation } from "./prisma-errors.js";
+import { userPublic, userSelf } from "./views.js";
+
+const BAD_LOGIN = "invalid username or password";
+
+/** Registration, log-in and look-ups of people. */
+export class Users {
+  /** Hash of a random password, checked when the user is unknown. */
+  private decoy: Promise<string> | undefined;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly hashCost: number,
+  ) {}
+
+  async register(input: z.output<typeof RegisterBody>): Promise<UserSelf> {
+    const email = input.email.toLowerCase();
+    await this.assertFree(input.name, email);
+    const passwordHash = await hashPassword(input.password, this.hashCost);
+    try {
+      const user = await this.prisma.user.create({
+        data: { name: input.name, email, passwordHash },
+      });
+      return userSelf(user);
+    } catch (error) {
+      if (isUniqueViolation(error)) {
+        throw new AppError("CONFLICT", "name or email is already taken");
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * The user whose email or name and password match. The answer and its
+   * cost are the same whether the user exists or not.
+   */
+  async authenticate(username: string, password: string): Promise<number> {
+    const user = await this.prisma.user.findFirst({
+      where: username.includes("@")
+        ? { email: username.toLowerCase() }
+        : { name: username },
+      select: { id: true, passwordHash: true },
+    });
+    this.decoy ??= hashPassword("decoy-password", this.hashCost);
+    const stored = user?.passwordHash ?? (await this.decoy);
+    const matches = await verifyPassword(password, stored);
+    if (!user || !matches) throw new AppError("UNAUTHORIZED", BAD_LOGIN);
+    return user.id;
+  }
+
+  async me(userId: number): Promise<UserSelf> {
+    const user = await this.prisma.user.findUnique({ where: { id: userId } });
+    if (!user) throw new AppError("UNAUTHORIZED", "user no longer exists");
+    return userSelf(user);
+  }
+
+  /** People whose name starts with `prefix`, ignoring case, by name. */
+  async search(prefix: string, limit: number): Promise<UserPublic[]> {
+    const users = await this.prisma.user.findMany({
+      where: { name: { startsWith: prefix, mode: "insensitive" } },
+      select: { id: true, name: true },
+      orderBy: [{ name: "asc" }, { id: "asc" }],
+      take: limit,
+    });
+    return users.map(userPublic);
+  }
+
+  /** Throws NOT_FOUND naming the first id that is not a user. */
+  async assertExist(ids: readonly number[]): Promise<void> {
+    const unique = [...new Set(ids)];
+    const found = await this.prisma.user.findMany({
+      where: { id: { in: unique } },
+      select: { id: true },
+    });
+    const known = new Set(found.map((u) => u.id));
+    const missing = unique.find((id) => !known.has(id));
+    if (missing !== undefined) throw notFound(`user ${missing}`);
+  }
+
+  private async assertFree(name: string, email: string): Promise<void> {
+    const taken = await this.prisma.user.findFirst({
+      where: { OR: [{ name }, { email }] },
+      select: { name: true, email: true },
+    });
+    if (!taken) return;
+    const field = taken.name === name ? "name" : "email";
+    throw new AppError("CONFLICT", `${field} is already taken`, [
+      { field, message: "already taken" },
+    ]);
+  }
+}

@@ -1,0 +1,171 @@
+import { randomUUID } from "node:crypto";
+import {
+  OpenAPIRegistry,
+  OpenApiGeneratorV3,
+} from "@asteasolutions/zod-to-openapi";
+import express, {
+  type NextFunction,
+  type Request,
+  type Response,
+} from "express";
+import swaggerUi from "swagger-ui-express";
+import { AppError, errorBody, toAppError } from "../errors.js";
+import type { Lifecycle } from "../lifecycle.js";
+import type { Logger } from "../logger.js";
+import type { Announcer } from "../realtime/announcer.js";
+import { type Domain, registerRoutes } from "./routes.js";
+
+export interface AppDeps {
+  domain: Domain;
+  announcer: Announcer;
+  lifecycle: Lifecycle;
+  log: Logger;
+  nodeId: string;
+  /** Resolves when the node's database and Redis answer. */
+  ready: () => Promise<void>;
+}
+
+const BODY_LIMIT = "64kb";
+
+function bearerUser(req: Request, domain: Domain): number {
+  const header = req.headers.authorization ?? "";
+  const [scheme, token] = header.split(" ");
+  if (scheme?.toLowerCase() !== "bearer" || !token) {
+    throw new AppError("UNAUTHORIZED", "missing bearer token");
+  }
+  return domain.tokens.verify(token).userId;
+}
+
+function buildOpenApi(registry: OpenAPIRegistry): object {
+  registry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+  });
+  registry.registerComponent("securitySchemes", "oauth2", {
+    type: "oauth2",
+    flows: { password: { tokenUrl: "/token", scopes: {} } },
+  });
+  return new OpenApiGeneratorV3(registry.definitions).generateDocument({
+    openapi: "3.0.3",
+    info: {
+      title: "WinDI Chat",
+      version: "0.1.0",
+      description:
+        "Real-time chat. REST below; live events over Socket.IO at /socket.io (see README).",
+    },
+  });
+}
+
+/** The Express app: request context, docs, health, the API, errors. */
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", "loopback, uniquelocal");
+
+  app.use((req, res, next) => {
+    const requestId = req.get("x-request-id")?.slice(0, 64) ?? randomUUID();
+    res.locals.log = deps.log.child({ request: requestId });
+    res.setHeader("X-Request-Id", requestId);
+    res.setHeader("X-Node-Id", deps.nodeId);
+    res.on("finish", () => logRequest(req, res));
+    next();
+  });
+
+  app.get("/healthz", (_req, res) => {
+    res.json({ status: "ok", node: deps.nodeId });
+  });
+  app.get("/readyz", async (_req, res) => {
+    try {
+      if (deps.lifecycle.draining) throw new Error("draining");
+      await deps.ready();
+      res.json({ status: "ready", node: deps.nodeId });
+    } catch (error) {
+      res.status(503).json({ status: "unavailable", reason: String(error) });
+    }
+  });
+
+  // Everything below is work the node refuses while it drains.
+  app.use((_req, _res, next) => {
+    deps.lifecycle
+      .run(
+        () =>
+          new Promise<void>((resolve) => {
+            _res.on("close", resolve);
+            next();
+          }),
+      )
+      .catch(next);
+  });
+  app.use(express.json({ limit: BODY_LIMIT }));
+  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));
+
+  const registry = new OpenAPIRegistry();
+  const router = express.Router();
+  registerRoutes(
+    {
+      router,
+      registry,
+      authenticate: (req) => bearerUser(req, deps.domain),
+    },
+    deps.domain,
+    deps.announcer,
+    deps.log,
+  );
+  const document = buildOpenApi(registry);
+  app.get("/openapi.json", (_req, res) => {
+    res.json(document);
+  });
+  app.use("/docs", swaggerUi.serve, swaggerUi.setup(document));
+  app.use(router);
+
+  app.use((req) => {
+    throw new AppError("NOT_FOUND", `no route for ${req.method} ${req.path}`);
+  });
+  app.use(errorHandler);
+  return app;
+}
+
+function logRequest(req: Request, res: Response): void {
+  const log = res.locals.log as Logger;
+  const fields = {
+    method: req.method,
+    path: req.path,
+    status: res.statusCode,
+  };
+  if (res.statusCode >= 500) log.error("request failed", fields);
+  else log.debug("request", fields);
+}
+
+/** Body-parser errors carry a `type`; map the ones a client can cause. */
+function fromHttpError(error: unknown): AppError {
+  const type = (error as { type?: unknown }).type;
+  if (type === "entity.too.large") {
+    return new AppError("PAYLOAD_TOO_LARGE", `body is over ${BODY_LIMIT}`);
+  }
+  if (type === "entity.parse.failed") {
+    return new AppError("VALIDATION", "body: malformed JSON");
+  }
+  if (typeof type === "string" && type.startsWith("encoding.")) {
+    return new AppError("VALIDATION", "body: unsupported encoding");
+  }
+  return toAppError(error);
+}
+
+function errorHandler(
+  error: unknown,
+  _req: Request,
+  res: Response,
+  // Express tells error handlers by their four parameters.
+  _next: NextFunction,
+): void {
+  const appError = fromHttpError(error);
+  if (appError.code === "INTERNAL") {
+    (res.locals.log as Logger).error("unhandled error", { error });
+  }
+  if (appError.retryAfter !== undefined) {
+    res.setHeader("Retry-After", String(appError.retryAfter));
+  }
+  if (res.headersSent) return;
+  res.status(appError.status).json({ error: errorBody(appError) });
+}
