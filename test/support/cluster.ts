@@ -414,7 +414,8 @@ export function loopbackNginxConfig(
 /**
  * Debian's nginx running the repository's nginx.conf (see
  * {@link loopbackNginxConfig}) from the prefix directory `dir`; resolves
- * once nginx accepts connections on `port`.
+ * once nginx accepts connections on `port`. Run as root, nginx's workers
+ * are "nobody": every parent of `dir` must let them through.
  */
 export async function startNginx(options: {
   port: number;
@@ -722,6 +723,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), "windi-cluster-"));
   liveDirs.add(dir);
+  // nginx workers (not root) write request bodies into a directory below.
+  await chmod(dir, 0o755);
   const ports = { redis: await freePort(), nginx: await freePort() };
   const redisUrl = `redis://127.0.0.1:${ports.redis}`;
   const nodes: ChatNode[] = [];

@@ -1,4 +1,8 @@
-import { createServer, type Server } from "node:http";
+import {
+  createServer,
+  type RequestListener,
+  type Server,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   MemoryPresence,
@@ -89,7 +93,10 @@ export async function startNode(
   const tokens = new Tokens(config.JWT_SECRET, config.JWT_TTL_SECONDS);
   const lifecycle = new Lifecycle();
 
-  const http = createServer();
+  // Socket.IO must wrap the server's request listener, and the app needs
+  // Socket.IO's announcer: the listener forwards to the app made below.
+  let app: RequestListener | undefined;
+  const http = createServer((req, res) => app?.(req, res));
   const sockets = createSocketServer(http, {
     chats,
     messages,
@@ -102,7 +109,7 @@ export async function startNode(
     corsOrigin: config.CORS_ORIGIN,
     presenceTtlMs: config.PRESENCE_TTL_SECONDS * 1000,
   });
-  const app = createApp({
+  app = createApp({
     domain: { users, chats, messages, tokens },
     announcer: sockets.announcer,
     lifecycle,
@@ -113,7 +120,6 @@ export async function startNode(
       if (redis) await withTimeout(redis.command.ping(), 2_000, "redis");
     },
   });
-  http.on("request", app);
 
   await new Promise<void>((resolve, reject) => {
     http.once("error", reject);

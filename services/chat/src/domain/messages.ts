@@ -3,6 +3,7 @@ import type { HistoryQuery, Message, ReadMarker } from "../contract/schemas.js";
 import { AppError, notFound } from "../errors.js";
 import type { PrismaClient } from "../generated/prisma/client.js";
 import type { RateLimiter } from "../cluster/rate-limit.js";
+import { KeyedQueue } from "./keyed-queue.js";
 import { isUniqueViolation } from "./prisma-errors.js";
 import { type MessageRow, messageView } from "./views.js";
 
@@ -43,24 +44,45 @@ export class Messages {
     private readonly limiter: RateLimiter,
   ) {}
 
+  private readonly perChat = new KeyedQueue<number>();
+
   /**
-   * Stores a message as the chat's next seq, in one statement: the chat row
-   * is locked while its counter moves, so concurrent senders on any node
-   * get 1, 2, 3, ... in commit order, and a time that never goes back.
-   * A repeated client_id breaks the unique key and rolls the whole
-   * statement back, seq included, and the stored message is returned.
+   * Stores a message as the chat's next seq and hands the result to
+   * `deliver` (acknowledge, broadcast) before the next send to the same
+   * chat from this node is stored, so that this node's sockets hear one
+   * chat's messages in seq order. A repeated client_id stores nothing and
+   * returns the stored message as a duplicate.
    */
-  async send(input: SendInput): Promise<SendResult> {
+  async send(
+    input: SendInput,
+    deliver: (result: SendResult) => void = () => undefined,
+  ): Promise<SendResult> {
     const retryAfterMs = await this.limiter.consume(input.senderId);
     if (retryAfterMs > 0) {
-      const retryAfter = Math.ceil(retryAfterMs / 1000);
       throw new AppError(
         "RATE_LIMITED",
         "too many messages; slow down",
         undefined,
-        retryAfter,
+        Math.ceil(retryAfterMs / 1000),
       );
     }
+    // TODO(throughput): one statement per chat at a time per node caps a
+    // single hot chat at about one send per database round trip per node;
+    // batch queued sends into one multi-row statement if that ever binds.
+    return this.perChat.run(input.chatId, async () => {
+      const result = await this.store(input);
+      deliver(result);
+      return result;
+    });
+  }
+
+  /**
+   * One statement: the chat row is locked while its counter moves, so
+   * concurrent senders on any node get 1, 2, 3, ... in commit order, and a
+   * time that never goes back. A repeated client_id breaks the unique key
+   * and rolls the whole statement back, seq included.
+   */
+  private async store(input: SendInput): Promise<SendResult> {
     try {
       const row = await this.insert(input);
       if (!row) throw notFound("chat");

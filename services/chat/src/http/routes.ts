@@ -196,14 +196,16 @@ export function registerRoutes(
       429: { description: "Too many messages (RATE_LIMITED)" },
     },
     handle: async ({ userId, params, body }) => {
-      const sent = await messages.send({
-        chatId: params.chat_id,
-        senderId: userId,
-        text: body.text,
-        clientId: body.client_id,
-      });
+      const sent = await messages.send(
+        {
+          chatId: params.chat_id,
+          senderId: userId,
+          text: body.text,
+          clientId: body.client_id,
+        },
+        (result) => result.duplicate || announcer.message(result.message),
+      );
       log.debug("message sent", { chat: params.chat_id, seq: sent.message.seq });
-      if (!sent.duplicate) announcer.message(sent.message);
       return { status: sent.duplicate ? 200 : 201, body: sent.message };
     },
   });

@@ -152,22 +152,25 @@ function onConnection(
     });
   });
 
-  on(socket, log, deps, "message:send", SendEvent, async (input) => {
-    const sent = await deps.messages.send({
-      chatId: input.chat_id,
-      senderId: userId,
-      text: input.text,
-      clientId: input.client_id,
-    });
+  on(socket, log, deps, "message:send", SendEvent, async (input, reply) => {
+    const sent = await deps.messages.send(
+      {
+        chatId: input.chat_id,
+        senderId: userId,
+        text: input.text,
+        clientId: input.client_id,
+      },
+      (result) => {
+        reply(result);
+        if (!result.duplicate) announcer.message(result.message);
+      },
+    );
     log.debug("message sent", {
       chat: input.chat_id,
       seq: sent.message.seq,
       duplicate: sent.duplicate,
     });
-    return {
-      reply: sent,
-      broadcast: () => sent.duplicate || announcer.message(sent.message),
-    };
+    return { reply: sent, broadcast: () => undefined };
   });
 
   on(socket, log, deps, "message:read", ReadEvent, async (input) => {
@@ -204,16 +207,26 @@ function on<S extends z.ZodType, R extends object>(
   deps: SocketServerDeps,
   event: keyof ClientToServerEvents,
   schema: S,
-  handle: (input: z.output<S>) => Promise<Outcome<R>>,
+  handle: (
+    input: z.output<S>,
+    replyNow: (answer: R) => void,
+  ) => Promise<Outcome<R>>,
 ): void {
   socket.on(event, (payload: unknown, ack: unknown) => {
     if (typeof ack !== "function") {
       log.debug("event without acknowledgement dropped", { event });
       return;
     }
-    const reply = ack as (answer: Ack<R>) => void;
+    let replied = false;
+    const reply = (answer: Ack<R>) => {
+      if (replied) return;
+      replied = true;
+      (ack as (answer: Ack<R>) => void)(answer);
+    };
     deps.lifecycle
-      .run(() => handle(schema.parse(payload)))
+      .run(() =>
+        handle(schema.parse(payload), (answer) => reply({ ok: true, ...answer })),
+      )
       .then((outcome) => {
         reply({ ok: true, ...outcome.reply });
         outcome.broadcast();
