@@ -1,11 +1,6 @@
 import { expect } from "chai";
 import type { ChatNode } from "../services/chat/src/node.js";
-import {
-  Devices,
-  newUsers,
-  settle,
-  type TestUser,
-} from "./support/clients.js";
+import { Devices, newUsers, settle, type TestUser } from "./support/clients.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 import { startTestNode } from "./support/node.js";
 
@@ -39,11 +34,22 @@ describe("Socket.IO on one node", () => {
       devices.connect(node.url, bob!.token),
     ]);
 
-    const ack = await a1.ask("message:send", { chat_id: chatId, text: "hi bob" });
+    const ack = await a1.ask("message:send", {
+      chat_id: chatId,
+      text: "hi bob",
+    });
     expect(ack.ok).to.equal(true);
     expect(ack.duplicate).to.equal(false);
-    expect(ack.message).to.include({ chat_id: chatId, sender_id: alice!.id, seq: 1, text: "hi bob" });
-    const reply = await b2.ask("message:send", { chat_id: chatId, text: "hi alice" });
+    expect(ack.message).to.include({
+      chat_id: chatId,
+      sender_id: alice!.id,
+      seq: 1,
+      text: "hi bob",
+    });
+    const reply = await b2.ask("message:send", {
+      chat_id: chatId,
+      text: "hi alice",
+    });
     expect(reply.message.seq).to.equal(2);
 
     for (const device of [a1, a2, b1, b2]) {
@@ -66,7 +72,9 @@ describe("Socket.IO on one node", () => {
     expect(created.status).to.equal(201);
     const chatId = created.body.id as number;
     const members = await Promise.all(
-      [owner!, owner!, m1!, m1!, m2!, m2!].map((u) => devices.connect(node.url, u.token)),
+      [owner!, owner!, m1!, m1!, m2!, m2!].map((u) =>
+        devices.connect(node.url, u.token),
+      ),
     );
     const stranger = await devices.connect(node.url, outsider!.token);
 
@@ -75,13 +83,23 @@ describe("Socket.IO on one node", () => {
     await members[0]!.ask("message:send", { chat_id: chatId, text: "three" });
 
     for (const device of members) {
-      const got = await device.waitFor("message:new", (m) => m.chat_id === chatId, 3);
+      const got = await device.waitFor(
+        "message:new",
+        (m) => m.chat_id === chatId,
+        3,
+      );
       expect(got.map((m) => m.seq)).to.deep.equal([1, 2, 3]);
     }
     await settle();
     expect(stranger.received("message:new")).to.have.length(0);
-    const refused = await stranger.ask("message:send", { chat_id: chatId, text: "let me in" });
-    expect(refused).to.deep.equal({ ok: false, error: { code: "NOT_FOUND", message: "chat not found" } });
+    const refused = await stranger.ask("message:send", {
+      chat_id: chatId,
+      text: "let me in",
+    });
+    expect(refused).to.deep.equal({
+      ok: false,
+      error: { code: "NOT_FOUND", message: "chat not found" },
+    });
   });
 
   it("when two devices of one user send the same client_id at once, one message is stored and broadcast once", async () => {
@@ -92,7 +110,11 @@ describe("Socket.IO on one node", () => {
       devices.connect(node.url, alice!.token),
       devices.connect(node.url, bob!.token),
     ]);
-    const payload = { chat_id: chatId, text: "only once", client_id: "retry-1" };
+    const payload = {
+      chat_id: chatId,
+      text: "only once",
+      client_id: "retry-1",
+    };
     const acks = await Promise.all([
       a1.ask("message:send", payload),
       a2.ask("message:send", payload),
@@ -119,14 +141,19 @@ describe("Socket.IO on one node", () => {
       member_ids: rest.map((u) => u.id),
     });
     const chatId = created.body.id as number;
-    const senders = await Promise.all(users.map((u) => devices.connect(node.url, u.token)));
+    const senders = await Promise.all(
+      users.map((u) => devices.connect(node.url, u.token)),
+    );
     const perSender = 20;
 
     await Promise.all(
       senders.map(async (device, i) => {
         await Promise.all(
           Array.from({ length: perSender }, (_, k) =>
-            device.ask("message:send", { chat_id: chatId, text: `s${i} m${k}` }),
+            device.ask("message:send", {
+              chat_id: chatId,
+              text: `s${i} m${k}`,
+            }),
           ),
         );
       }),
@@ -134,7 +161,9 @@ describe("Socket.IO on one node", () => {
 
     const total = users.length * perSender;
     const history = await owner!.api.get(`/history/${chatId}?limit=100`);
-    const rest2 = await owner!.api.get(`/history/${chatId}?after=100&limit=100`);
+    const rest2 = await owner!.api.get(
+      `/history/${chatId}?after=100&limit=100`,
+    );
     const stored = [...history.body, ...rest2.body];
     expect(stored.map((m) => m.seq)).to.deep.equal(
       Array.from({ length: total }, (_, i) => i + 1),
@@ -155,10 +184,19 @@ describe("Socket.IO on one node", () => {
     });
     const chatId = created.body.id as number;
 
-    const [update] = await device.waitFor("chat:updated", (c) => c.id === chatId);
-    expect(update!.members.map((m) => m.user_id)).to.have.members([owner!.id, member!.id]);
+    const [update] = await device.waitFor(
+      "chat:updated",
+      (c) => c.id === chatId,
+    );
+    expect(update!.members.map((m) => m.user_id)).to.have.members([
+      owner!.id,
+      member!.id,
+    ]);
     await owner!.api.post(`/chats/${chatId}/messages`, { text: "welcome" });
-    const [message] = await device.waitFor("message:new", (m) => m.chat_id === chatId);
+    const [message] = await device.waitFor(
+      "message:new",
+      (m) => m.chat_id === chatId,
+    );
     expect(message!.text).to.equal("welcome");
   });
 
@@ -169,14 +207,21 @@ describe("Socket.IO on one node", () => {
       devices.connect(node.url, alice!.token),
       devices.connect(node.url, bob!.token),
     ]);
-    const sent = await a1.ask("message:send", { chat_id: chatId, text: "read me" });
+    const sent = await a1.ask("message:send", {
+      chat_id: chatId,
+      text: "read me",
+    });
     expect(sent.message.is_read).to.equal(false);
 
     const ack = await b1.ask("message:read", { chat_id: chatId, seq: 1 });
     expect(ack).to.deep.equal({ ok: true, last_read_seq: 1 });
     const [notice] = await a1.waitFor("message:read");
-    expect(notice).to.include({ chat_id: chatId, user_id: bob!.id, last_read_seq: 1 });
-    expect(Date.parse(notice!.read_at)).to.be.a("number").and.not.NaN;
+    expect(notice).to.include({
+      chat_id: chatId,
+      user_id: bob!.id,
+      last_read_seq: 1,
+    });
+    expect(Number.isNaN(Date.parse(notice!.read_at))).to.equal(false);
     const history = await alice!.api.get(`/history/${chatId}`);
     expect(history.body[0].is_read).to.equal(true);
 
@@ -194,9 +239,15 @@ describe("Socket.IO on one node", () => {
       devices.connect(node.url, alice!.token),
       devices.connect(node.url, bob!.token),
     ]);
-    expect(await a1.ask("typing", { chat_id: chatId, typing: true })).to.deep.equal({ ok: true });
+    expect(
+      await a1.ask("typing", { chat_id: chatId, typing: true }),
+    ).to.deep.equal({ ok: true });
     const [notice] = await b1.waitFor("typing");
-    expect(notice).to.deep.equal({ chat_id: chatId, user_id: alice!.id, typing: true });
+    expect(notice).to.deep.equal({
+      chat_id: chatId,
+      user_id: alice!.id,
+      typing: true,
+    });
     await settle();
     expect(a1.received("typing")).to.have.length(0);
     expect(a2.received("typing")).to.have.length(0);
@@ -238,7 +289,9 @@ describe("Socket.IO on one node", () => {
 
   it("when the token comes as a header or query parameter, the handshake accepts it", async () => {
     const [alice] = await newUsers(node.url, 1);
-    const viaQuery = await devices.connect(node.url, undefined, { query: { token: alice!.token } });
+    const viaQuery = await devices.connect(node.url, undefined, {
+      query: { token: alice!.token },
+    });
     expect(viaQuery.socket.connected).to.equal(true);
     const viaHeader = await devices.connect(node.url, undefined, {
       transports: ["polling"],
@@ -254,9 +307,16 @@ describe("Socket.IO on one node", () => {
       devices.connect(node.url, alice!.token),
       devices.connect(node.url, bob!.token),
     ]);
-    big.socket.emit("message:send", { chat_id: chatId, text: "x".repeat(200_000) }, () => {});
+    big.socket.emit(
+      "message:send",
+      { chat_id: chatId, text: "x".repeat(200_000) },
+      () => {},
+    );
     await new Promise((resolve) => big.socket.once("disconnect", resolve));
-    const ack = await b1.ask("message:send", { chat_id: chatId, text: "still here" });
+    const ack = await b1.ask("message:send", {
+      chat_id: chatId,
+      text: "still here",
+    });
     expect(ack.ok).to.equal(true);
   });
 });

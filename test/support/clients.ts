@@ -1,5 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { io, type Socket, type SocketOptions, type ManagerOptions } from "socket.io-client";
+import {
+  io,
+  type Socket,
+  type SocketOptions,
+  type ManagerOptions,
+} from "socket.io-client";
 import type {
   ClientToServerEvents,
   ServerToClientEvents,

@@ -483,8 +483,13 @@ export interface Cluster {
   agentOn(i: number, k?: number): http.Agent;
   /** Signals node `i` and waits for its exit (SIGKILL after 12 s). */
   killNode(i: number, signal?: NodeJS.Signals): Promise<StopResult>;
-  /** Starts an exited node again on its port; resolves once it is ready. */
+  /**
+   * Starts an exited node again on its port; resolves once it is ready and
+   * nginx sends its addresses to it again (after nginx's fail_timeout).
+   */
   restartNode(i: number): Promise<void>;
+  /** Whether node `i` is running (not killed, not crashed). */
+  isRunning(i: number): boolean;
   /** Stops the cluster's redis-server (the system Redis is not touched). */
   stopRedis(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the cluster's redis-server again on the same port, empty. */
@@ -562,6 +567,10 @@ class ChatNode {
   async stop(signal: NodeJS.Signals): Promise<StopResult> {
     if (!this.current) throw new Error(`${this.id} was never started`);
     return this.current.stop(signal);
+  }
+
+  get running(): boolean {
+    return this.current !== undefined && !this.current.hasExited;
   }
 
   output(): string {
@@ -662,8 +671,22 @@ class LoopbackCluster implements Cluster {
     return this.nodeAt(i).stop(signal);
   }
 
-  restartNode(i: number): Promise<void> {
-    return this.nodeAt(i).start();
+  async restartNode(i: number): Promise<void> {
+    const node = this.nodeAt(i);
+    await node.start();
+    const address = this.addressOn(i);
+    await waitUntil(
+      `nginx to send ${address} to ${node.id} again`,
+      async () => {
+        const nodeId = await nodeBehindNginx(this.nginxUrl, address);
+        if (nodeId !== node.id) throw new Error(`it went to ${nodeId}`);
+      },
+      { timeoutMs: 15_000 },
+    );
+  }
+
+  isRunning(i: number): boolean {
+    return this.nodeAt(i).running;
   }
 
   private nodeAt(i: number): ChatNode {

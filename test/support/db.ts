@@ -5,7 +5,8 @@ import { migrate } from "../../services/chat/src/db/migrate.js";
 
 /** The server the tests create their databases on. */
 export const ADMIN_URL =
-  process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
+  process.env.TEST_DATABASE_URL ??
+  "postgresql://postgres@127.0.0.1:5432/postgres";
 
 export interface TestDatabase {
   url: string;
@@ -19,7 +20,10 @@ function urlFor(name: string): string {
 }
 
 async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 5_000 });
+  const client = new pg.Client({
+    connectionString: ADMIN_URL,
+    connectionTimeoutMillis: 5_000,
+  });
   await client.connect();
   try {
     return await work(client);
@@ -32,9 +36,9 @@ async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
  * A fresh, empty PostgreSQL database for one test file; migrated unless
  * `migrated` is false.
  */
-export async function createTestDatabase(
-  { migrated = true }: { migrated?: boolean } = {},
-): Promise<TestDatabase> {
+export async function createTestDatabase({
+  migrated = true,
+}: { migrated?: boolean } = {}): Promise<TestDatabase> {
   const name = `windi_test_${randomBytes(6).toString("hex")}`;
   await admin((client) => client.query(`CREATE DATABASE ${name}`));
   const url = urlFor(name);

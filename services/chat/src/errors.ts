@@ -46,9 +46,7 @@ export const forbidden = (message: string): AppError =>
   new AppError("FORBIDDEN", message);
 
 export const invalid = (field: string, message: string): AppError =>
-  new AppError("VALIDATION", `${field}: ${message}`, [
-    { field, message },
-  ]);
+  new AppError("VALIDATION", `${field}: ${message}`, [{ field, message }]);
 
 /** Turns a zod failure into VALIDATION naming each field. */
 export function fromZodError(error: z.ZodError): AppError {

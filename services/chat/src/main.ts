@@ -21,7 +21,9 @@ process.on("unhandledRejection", (reason) => {
 });
 
 const node = await startNode(config, log, nodeId).catch((error: unknown) => {
-  log.error("start failed", { error: error instanceof Error ? error.message : error });
+  log.error("start failed", {
+    error: error instanceof Error ? error.message : error,
+  });
   process.exit(1);
 });
 

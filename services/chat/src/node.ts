@@ -1,8 +1,4 @@
-import {
-  createServer,
-  type RequestListener,
-  type Server,
-} from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   MemoryPresence,
@@ -39,7 +35,11 @@ export interface ChatNode {
 
 const STARTUP_CHECK_MS = 10_000;
 
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+function withTimeout<T>(
+  work: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expiry = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} timed out`)), ms);
@@ -51,9 +51,14 @@ async function openStores(config: Config, log: Logger) {
   const db = await openDatabase({
     databaseUrl: config.DATABASE_URL,
     pgliteDir: config.PGLITE_DIR,
-    onError: (error) => log.warn("database connection error", { error: error.message }),
+    onError: (error) =>
+      log.warn("database connection error", { error: error.message }),
   });
-  await withTimeout(db.prisma.$queryRaw`SELECT 1`, STARTUP_CHECK_MS, "database check");
+  await withTimeout(
+    db.prisma.$queryRaw`SELECT 1`,
+    STARTUP_CHECK_MS,
+    "database check",
+  );
   if (config.MIGRATE_ON_START) {
     const applied = await migrate(db);
     if (applied.length) log.info("migrations applied", { applied });
@@ -64,8 +69,15 @@ async function openStores(config: Config, log: Logger) {
   return { db, redis };
 }
 
-function clusterState(config: Config, redis: RedisClients | undefined, log: Logger) {
-  const rule = { limit: config.RATE_LIMIT_MESSAGES, windowMs: config.RATE_LIMIT_WINDOW_MS };
+function clusterState(
+  config: Config,
+  redis: RedisClients | undefined,
+  log: Logger,
+) {
+  const rule = {
+    limit: config.RATE_LIMIT_MESSAGES,
+    windowMs: config.RATE_LIMIT_WINDOW_MS,
+  };
   const ttlMs = config.PRESENCE_TTL_SECONDS * 1000;
   const presence: Presence = redis
     ? new RedisPresence(redis.command, ttlMs, log)
@@ -93,11 +105,7 @@ export async function startNode(
   const tokens = new Tokens(config.JWT_SECRET, config.JWT_TTL_SECONDS);
   const lifecycle = new Lifecycle();
 
-  // Socket.IO must wrap the server's request listener, and the app needs
-  // Socket.IO's announcer: the listener forwards to the app made below.
-  let app: RequestListener | undefined;
-  const http = createServer((req, res) => app?.(req, res));
-  const sockets = createSocketServer(http, {
+  const sockets = createSocketServer({
     chats,
     messages,
     tokens,
@@ -109,7 +117,7 @@ export async function startNode(
     corsOrigin: config.CORS_ORIGIN,
     presenceTtlMs: config.PRESENCE_TTL_SECONDS * 1000,
   });
-  app = createApp({
+  const app = createApp({
     domain: { users, chats, messages, tokens },
     announcer: sockets.announcer,
     lifecycle,
@@ -121,12 +129,17 @@ export async function startNode(
     },
   });
 
+  const http = createServer(app);
+  sockets.io.attach(http);
   await new Promise<void>((resolve, reject) => {
     http.once("error", reject);
     http.listen(config.PORT, config.HOST, resolve);
   });
   const { port } = http.address() as AddressInfo;
-  const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
+  const host =
+    config.HOST === "0.0.0.0" || config.HOST === "::"
+      ? "127.0.0.1"
+      : config.HOST;
 
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
@@ -141,7 +154,7 @@ export async function startNode(
       sockets.io.engine.close();
       http.closeAllConnections();
       await sockets.stop();
-      await new Promise<void>((resolve) => sockets.io.close(() => resolve()));
+      await sockets.io.close();
       await redis?.close();
       await db.close();
     },

@@ -45,7 +45,9 @@ export class MemoryPresence implements Presence {
   }
 
   onlineAmong(userIds: readonly number[]): Promise<Set<number>> {
-    return Promise.resolve(new Set(userIds.filter((id) => this.sockets.has(id))));
+    return Promise.resolve(
+      new Set(userIds.filter((id) => this.sockets.has(id))),
+    );
   }
 }
 
@@ -158,9 +160,7 @@ export class RedisPresence implements Presence {
     try {
       const scores = await this.redis.zmscore(ONLINE, ...userIds);
       const now = Date.now();
-      return new Set(
-        userIds.filter((_, i) => Number(scores[i] ?? 0) > now),
-      );
+      return new Set(userIds.filter((_, i) => Number(scores[i] ?? 0) > now));
     } catch (error) {
       this.log.warn("presence unavailable", { error });
       return new Set();

@@ -14,7 +14,10 @@ export interface RateLimit {
 
 /** One node's own count, for the embedded single-node mode. */
 export class MemoryRateLimiter implements RateLimiter {
-  private readonly windows = new Map<number, { start: number; count: number }>();
+  private readonly windows = new Map<
+    number,
+    { start: number; count: number }
+  >();
 
   constructor(private readonly rule: RateLimit) {}
 

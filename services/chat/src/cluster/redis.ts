@@ -37,7 +37,8 @@ export async function connectRedis(
   for (const [role, client] of Object.entries(clients)) {
     let down = false;
     client.on("error", (error: Error) => {
-      if (!down) log.warn("redis connection lost", { role, error: error.message });
+      if (!down)
+        log.warn("redis connection lost", { role, error: error.message });
       down = true;
     });
     client.on("ready", () => {
@@ -51,7 +52,8 @@ export async function connectRedis(
   await Promise.all(
     all.map(async (client) => {
       await client.connect();
-      if (client.status !== "ready") await once(client, "ready", { signal: timeout });
+      if (client.status !== "ready")
+        await once(client, "ready", { signal: timeout });
     }),
   ).catch((error: unknown) => {
     all.forEach((client) => client.disconnect());

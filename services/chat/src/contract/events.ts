@@ -13,8 +13,7 @@ import type {
 } from "./schemas.js";
 
 export type Ack<T extends object = object> =
-  | ({ ok: true } & T)
-  | { ok: false; error: ErrorBody };
+  ({ ok: true } & T) | { ok: false; error: ErrorBody };
 
 export interface ClientToServerEvents {
   "message:send": (
@@ -42,7 +41,11 @@ export interface ServerToClientEvents {
   "message:new": (message: Message) => void;
   "message:read": (notice: ReadNotice) => void;
   "chat:updated": (chat: Chat) => void;
-  typing: (notice: { chat_id: number; user_id: number; typing: boolean }) => void;
+  typing: (notice: {
+    chat_id: number;
+    user_id: number;
+    typing: boolean;
+  }) => void;
   presence: (notice: { user_id: number; online: boolean }) => void;
 }
 

@@ -104,7 +104,12 @@ export const TypingEvent = z.object({ chat_id: id, typing: z.boolean() });
 const time = z.string().openapi({ example: "2026-12-04T15:13:38.123Z" });
 
 export const UserSelf = z
-  .object({ id: z.number(), name: z.string(), email: z.string(), created_at: time })
+  .object({
+    id: z.number(),
+    name: z.string(),
+    email: z.string(),
+    created_at: time,
+  })
   .openapi("User");
 export const UserPublic = z
   .object({ id: z.number(), name: z.string() })
@@ -155,7 +160,11 @@ export const Chat = z
   .openapi("Chat");
 
 export const ReadMarker = z
-  .object({ chat_id: z.number(), user_id: z.number(), last_read_seq: z.number() })
+  .object({
+    chat_id: z.number(),
+    user_id: z.number(),
+    last_read_seq: z.number(),
+  })
   .openapi("ReadMarker");
 
 export const ErrorResponse = z

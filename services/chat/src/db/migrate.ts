@@ -70,7 +70,10 @@ async function applyPending(
   migrations: Migration[],
 ): Promise<string[]> {
   await session.exec(CREATE_LEDGER);
-  const done = await session.query<{ migration_name: string; checksum: string }>(
+  const done = await session.query<{
+    migration_name: string;
+    checksum: string;
+  }>(
     `SELECT migration_name, checksum FROM "_prisma_migrations"
      WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
   );

@@ -4,7 +4,12 @@ import { AppError, forbidden, invalid, notFound } from "../errors.js";
 import type { PrismaClient } from "../generated/prisma/client.js";
 import { isUniqueViolation } from "./prisma-errors.js";
 import type { Users } from "./users.js";
-import { byStanding, type ChatRow, chatView, type MessageRow } from "./views.js";
+import {
+  byStanding,
+  type ChatRow,
+  chatView,
+  type MessageRow,
+} from "./views.js";
 
 /** Who is online, for the `online` flag of chat members. */
 export interface OnlineLookup {
@@ -106,7 +111,10 @@ export class Chats {
     const chat = await this.view(chatId, actorId);
     if (added.count === 0) return { chat, change: null };
     const members = chat.members.map((m) => m.user_id);
-    return { chat, change: { chatId, joined: [userId], left: [], notify: members } };
+    return {
+      chat,
+      change: { chatId, joined: [userId], left: [], notify: members },
+    };
   }
 
   /**

@@ -34,6 +34,10 @@ export async function verifyPassword(
   const [scheme, cost, salt, key] = stored.split("$");
   if (scheme !== "scrypt" || !cost || !salt || !key) return false;
   const expected = Buffer.from(key, "base64url");
-  const actual = await derive(password, Buffer.from(salt, "base64url"), Number(cost));
+  const actual = await derive(
+    password,
+    Buffer.from(salt, "base64url"),
+    Number(cost),
+  );
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }

@@ -130,10 +130,12 @@ export function route<
           .filter(([status]) => auth || status !== "401")
           .map(([status, description]) => [
             status,
-            { description, content: { "application/json": { schema: ErrorResponse } } },
+            {
+              description,
+              content: { "application/json": { schema: ErrorResponse } },
+            },
           ]),
       ),
     },
   });
 }
-

@@ -89,7 +89,10 @@ export function registerRoutes(
     summary: "Who am I",
     tag: "users",
     responses: { 200: { description: "Me", schema: UserSelf } },
-    handle: async ({ userId }) => ({ status: 200, body: await users.me(userId) }),
+    handle: async ({ userId }) => ({
+      status: 200,
+      body: await users.me(userId),
+    }),
   });
 
   route(ctx, {
@@ -128,7 +131,10 @@ export function registerRoutes(
     summary: "My chats, most recent activity first",
     tag: "chats",
     responses: { 200: { description: "Chats", schema: z.array(Chat) } },
-    handle: async ({ userId }) => ({ status: 200, body: await chats.list(userId) }),
+    handle: async ({ userId }) => ({
+      status: 200,
+      body: await chats.list(userId),
+    }),
   });
 
   route(ctx, {
@@ -191,7 +197,10 @@ export function registerRoutes(
     params: ChatIdParams,
     body: SendMessageBody,
     responses: {
-      200: { description: "Already stored under this client_id", schema: Message },
+      200: {
+        description: "Already stored under this client_id",
+        schema: Message,
+      },
       201: { description: "Stored", schema: Message },
       429: { description: "Too many messages (RATE_LIMITED)" },
     },
@@ -205,7 +214,10 @@ export function registerRoutes(
         },
         (result) => result.duplicate || announcer.message(result.message),
       );
-      log.debug("message sent", { chat: params.chat_id, seq: sent.message.seq });
+      log.debug("message sent", {
+        chat: params.chat_id,
+        seq: sent.message.seq,
+      });
       return { status: sent.duplicate ? 200 : 201, body: sent.message };
     },
   });

@@ -1,4 +1,3 @@
-import type { Server as HttpServer } from "node:http";
 import type { Redis } from "ioredis";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Server, type Socket } from "socket.io";
@@ -53,17 +52,20 @@ function handshakeToken(socket: ChatSocket): string | undefined {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * The Socket.IO endpoint: authenticates the handshake, puts each socket in
+ * The Socket.IO endpoint, to attach to the HTTP server: authenticates the handshake, puts each socket in
  * the rooms of its user and chats before `connect` fires, and turns client
  * events into domain calls.
  */
-export function createSocketServer(
-  http: HttpServer,
-  deps: SocketServerDeps,
-): { io: ChatServer; announcer: Announcer; stop(): Promise<void> } {
-  const io: ChatServer = new Server(http, {
+export function createSocketServer(deps: SocketServerDeps): {
+  io: ChatServer;
+  announcer: Announcer;
+  stop(): Promise<void>;
+} {
+  const io: ChatServer = new Server({
     maxHttpBufferSize: deps.maxFrameBytes,
-    cors: { origin: deps.corsOrigin === "*" ? true : deps.corsOrigin.split(",") },
+    cors: {
+      origin: deps.corsOrigin === "*" ? true : deps.corsOrigin.split(","),
+    },
     ...(deps.redis && {
       adapter: createAdapter(deps.redis.pub, deps.redis.sub, {
         requestsTimeout: 5_000,
@@ -80,7 +82,11 @@ export function createSocketServer(
         if (appError.code === "INTERNAL") {
           deps.log.error("handshake failed", { error, socket: socket.id });
         }
-        next(new Error(appError.code === "UNAUTHORIZED" ? "unauthorized" : "unavailable"));
+        next(
+          new Error(
+            appError.code === "UNAUTHORIZED" ? "unauthorized" : "unavailable",
+          ),
+        );
       },
     );
   });
@@ -225,7 +231,9 @@ function on<S extends z.ZodType, R extends object>(
     };
     deps.lifecycle
       .run(() =>
-        handle(schema.parse(payload), (answer) => reply({ ok: true, ...answer })),
+        handle(schema.parse(payload), (answer) =>
+          reply({ ok: true, ...answer }),
+        ),
       )
       .then((outcome) => {
         reply({ ok: true, ...outcome.reply });
