@@ -159,9 +159,9 @@ export class ManagedProcess {
   }
 }
 
-function describeOutput(process: ManagedProcess): string {
-  const tail = process.tail().trimEnd();
-  return tail ? `\n--- ${process.name} output ---\n${tail}` : "";
+function describeOutput(child: ManagedProcess): string {
+  const tail = child.tail().trimEnd();
+  return tail ? `\n--- ${child.name} output ---\n${tail}` : "";
 }
 
 function describeExit(status: ExitStatus): string {
@@ -268,11 +268,8 @@ export function httpRequest(
   });
 }
 
-async function expectOk(url: string, localAddress?: string): Promise<void> {
-  const response = await httpRequest(url, {
-    localAddress,
-    timeoutMs: PROBE_TIMEOUT_MS,
-  });
+async function expectOk(url: string): Promise<void> {
+  const response = await httpRequest(url, { timeoutMs: PROBE_TIMEOUT_MS });
   if (response.status !== 200) {
     throw new Error(`${url} answered ${response.status} ${response.body}`);
   }
@@ -342,16 +339,17 @@ function baseEnv(): NodeJS.ProcessEnv {
 async function pingRedis(port: number): Promise<void> {
   const socket = net.connect({ host: "127.0.0.1", port });
   socket.setEncoding("utf8");
+  socket.setTimeout(PROBE_TIMEOUT_MS);
   try {
     const reply = await new Promise<string>((resolve, reject) => {
       let text = "";
       socket.once("error", reject);
+      socket.once("timeout", () => reject(new Error("no answer to PING")));
       socket.once("connect", () => socket.write("PING\r\n"));
       socket.on("data", (chunk: string) => {
         text += chunk;
         if (text.includes("\r\n")) resolve(text.trim());
       });
-      setTimeout(() => reject(new Error("no PONG")), PROBE_TIMEOUT_MS);
     });
     if (reply !== "+PONG") throw new Error(`redis answered ${reply}`);
   } finally {
@@ -370,9 +368,8 @@ export async function startRedisServer(
   requireBinary(REDIS_BIN, "redis-server");
   const args = ["--port", String(port), "--bind", "127.0.0.1"];
   args.push("--save", "", "--appendonly", "no", "--dir", dir);
-  const redis = new ManagedProcess(`redis:${port}`, REDIS_BIN, args, {
-    ...baseEnv(),
-  });
+  args.push("--loglevel", "warning");
+  const redis = new ManagedProcess(`redis:${port}`, REDIS_BIN, args, baseEnv());
   await waitUntil(`redis on port ${port}`, () => pingRedis(port), {
     watched: redis,
   });
@@ -427,7 +424,6 @@ export async function startNginx(options: {
   const source = await readFile(NGINX_CONF, "utf8");
   const conf = path.join(dir, "nginx.conf");
   await writeFile(conf, loopbackNginxConfig(source, port, backendPorts));
-  // Workers drop root for "nobody", who must reach the temp directories.
   await chmod(dir, 0o755);
   const args = ["-p", `${dir}/`, "-c", conf, "-e", "stderr"];
   const accessLog = path.join(dir, "access.log");
@@ -552,9 +548,12 @@ class ChatNode {
       throw new Error(`${this.id} is still running`);
     }
     if (this.current) this.earlier += describeOutput(this.current);
-    const node = new ManagedProcess(this.id, process.execPath, [NODE_MAIN], {
-      ...this.env,
-    });
+    const node = new ManagedProcess(
+      this.id,
+      process.execPath,
+      [NODE_MAIN],
+      this.env,
+    );
     this.current = node;
     for (const probe of ["/healthz", "/readyz"]) {
       const url = this.url + probe;
@@ -647,7 +646,9 @@ class LoopbackCluster implements Cluster {
     this.addresses = this.nodes.map(() => []);
     for (const address of LOOPBACK_ADDRESSES) {
       const nodeId = await nodeBehindNginx(this.nginxUrl, address);
-      this.addresses[this.nodeIds.indexOf(nodeId)]?.push(address);
+      const list = this.addresses[this.nodeIds.indexOf(nodeId)];
+      if (!list) throw new Error(`nginx answered from unknown ${nodeId}`);
+      list.push(address);
     }
     const idle = this.addresses.findIndex((list) => list.length === 0);
     if (idle >= 0) {
@@ -721,15 +722,30 @@ class LoopbackCluster implements Cluster {
     return [...nodes, ...others].join("");
   }
 
-  /** nginx first, so no client reaches a stopping node; Redis last. */
+  /**
+   * nginx first, so no client reaches a stopping node, then the nodes (which
+   * drain), Redis last. Cleans up even if a process had to be killed, then
+   * reports that.
+   */
   async stop(): Promise<void> {
-    await this.nginx?.stop("SIGTERM");
-    const nodes = this.nodes.map((node) => node.stop("SIGTERM"));
-    await Promise.allSettled(nodes);
-    await this.redis?.stop("SIGTERM");
+    const end = async (child: ManagedProcess | undefined) => {
+      await child?.stop("SIGTERM");
+    };
+    const stages = [
+      () => [end(this.nginx)],
+      () => this.nodes.filter((n) => n.running).map((n) => n.stop("SIGTERM")),
+      () => [end(this.redis)],
+    ];
+    const failures: unknown[] = [];
+    for (const stage of stages) {
+      for (const result of await Promise.allSettled(stage())) {
+        if (result.status === "rejected") failures.push(result.reason);
+      }
+    }
     destroyAgents();
     await rm(this.dir, { recursive: true, force: true });
     liveDirs.delete(this.dir);
+    if (failures.length > 0) throw failures[0];
   }
 }
 

@@ -1,6 +1,6 @@
 import { MemoryPresence } from "./cluster/presence.js";
 import { MemoryRateLimiter } from "./cluster/rate-limit.js";
-import { loadConfig } from "./config.js";
+import { loadToolConfig } from "./config.js";
 import { openDatabase } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
 import { Chats } from "./domain/chats.js";
@@ -19,7 +19,7 @@ const GREETINGS = [
   "Open this chat on two devices and watch both update.",
 ];
 
-const config = loadConfig();
+const config = loadToolConfig();
 const db = await openDatabase({
   databaseUrl: config.DATABASE_URL,
   pgliteDir: config.PGLITE_DIR,

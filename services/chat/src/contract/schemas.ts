@@ -10,11 +10,13 @@ extendZodWithOpenApi(z);
 
 const id = z.coerce.number().int().positive().max(2_147_483_647);
 
-/** A string of code points, without NUL (PostgreSQL text cannot hold it). */
+/** PostgreSQL text cannot hold NUL: refuse it in every input string. */
+const noNul = (s: string) => !s.includes("\u0000");
+const plain = () => z.string().refine(noNul, "must not contain NUL");
+
+/** A string of `min` to `max` code points. */
 function text(min: number, max: number) {
-  return z
-    .string()
-    .refine((s) => !s.includes("\u0000"), "must not contain NUL")
+  return plain()
     .refine((s) => [...s].length >= min, `must be at least ${min} characters`)
     .refine((s) => [...s].length <= max, `must be at most ${max} characters`);
 }
@@ -24,14 +26,14 @@ function text(min: number, max: number) {
 export const RegisterBody = z
   .object({
     name: text(1, 64).pipe(z.string().trim().min(1, "must not be blank")),
-    email: z.email().max(254),
+    email: z.email().max(254).refine(noNul),
     password: z.string().min(8).max(128),
   })
   .openapi("RegisterRequest");
 
 export const TokenBody = z
   .object({
-    username: z.string().min(1).max(254).openapi({
+    username: plain().min(1).max(254).openapi({
       description: "email or name",
     }),
     password: z.string().min(1).max(128),
@@ -40,7 +42,7 @@ export const TokenBody = z
   .openapi("TokenRequest");
 
 export const UserSearchQuery = z.object({
-  q: z.string().max(64).default(""),
+  q: plain().max(64).default(""),
   limit: z.coerce.number().int().min(1).max(100).default(20),
 });
 
@@ -66,7 +68,7 @@ export const MessageText = text(1, 4000).refine(
   (s) => s.trim().length > 0,
   "must not be only white space",
 );
-export const ClientId = z.string().min(1).max(64);
+export const ClientId = plain().min(1).max(64);
 
 export const SendMessageBody = z
   .object({ text: MessageText, client_id: ClientId.optional() })

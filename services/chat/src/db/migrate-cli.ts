@@ -1,9 +1,9 @@
-import { loadConfig } from "../config.js";
+import { loadToolConfig } from "../config.js";
 import { openDatabase } from "./client.js";
 import { migrate } from "./migrate.js";
 
 /** `npm run db:migrate`: applies pending migrations, then exits. */
-const config = loadConfig();
+const config = loadToolConfig();
 const db = await openDatabase({
   databaseUrl: config.DATABASE_URL,
   pgliteDir: config.PGLITE_DIR,

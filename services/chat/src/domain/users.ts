@@ -9,6 +9,9 @@ import { userPublic, userSelf } from "./views.js";
 
 const BAD_LOGIN = "invalid username or password";
 
+/** Makes LIKE's wildcards literal: Prisma passes them through. */
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, "\\$&");
+
 /** Registration, log-in and look-ups of people. */
 export class Users {
   /** Hash of a random password, checked when the user is unknown. */
@@ -41,12 +44,14 @@ export class Users {
    * cost are the same whether the user exists or not.
    */
   async authenticate(username: string, password: string): Promise<number> {
-    const user = await this.prisma.user.findFirst({
-      where: username.includes("@")
-        ? { email: username.toLowerCase() }
-        : { name: username },
-      select: { id: true, passwordHash: true },
+    const candidates = await this.prisma.user.findMany({
+      where: { OR: [{ email: username.toLowerCase() }, { name: username }] },
+      select: { id: true, email: true, passwordHash: true },
     });
+    // A name may look like someone else's email: the email wins.
+    const user =
+      candidates.find((u) => u.email === username.toLowerCase()) ??
+      candidates[0];
     this.decoy ??= hashPassword("decoy-password", this.hashCost);
     const stored = user?.passwordHash ?? (await this.decoy);
     const matches = await verifyPassword(password, stored);
@@ -63,7 +68,9 @@ export class Users {
   /** People whose name starts with `prefix`, ignoring case, by name. */
   async search(prefix: string, limit: number): Promise<UserPublic[]> {
     const users = await this.prisma.user.findMany({
-      where: { name: { startsWith: prefix, mode: "insensitive" } },
+      where: {
+        name: { startsWith: escapeLike(prefix), mode: "insensitive" },
+      },
       select: { id: true, name: true },
       orderBy: [{ name: "asc" }, { id: "asc" }],
       take: limit,
