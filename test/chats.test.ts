@@ -6,6 +6,7 @@ import {
   type Reply,
   settle,
   type TestUser,
+  WAIT_MS,
 } from "./support/clients.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 import { startTestNode } from "./support/node.js";
@@ -17,6 +18,21 @@ function expectError(reply: Reply, status: number, code: string): void {
   expect(reply.status, JSON.stringify(reply.body)).to.equal(status);
   expect(reply.body.error.code).to.equal(code);
   expect(reply.body.error.message).to.be.a("string").with.length.above(0);
+}
+
+/** Polls `probe` until it answers `expected`; fails after WAIT_MS. */
+async function eventually(probe: () => Promise<unknown>, expected: unknown) {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const actual = await probe();
+    try {
+      expect(actual).to.deep.equal(expected);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    await settle(25);
+  }
 }
 
 function roles(chat: { members: { user_id: number; role: string }[] }) {
@@ -266,6 +282,8 @@ describe("chats and members", () => {
         withBob.body.id,
       ]);
 
+      // Activity times have millisecond precision: keep them apart.
+      await settle(5);
       await bob!.api.post(`/chats/${withBob.body.id}/messages`, {
         text: "one",
       });
@@ -289,6 +307,7 @@ describe("chats and members", () => {
       expect(list.body[1].last_message).to.equal(null);
       expect(list.body[1].unread_count).to.equal(0);
 
+      await settle(5);
       await carol!.api.post(`/chats/${withCarol.body.id}/messages`, {
         text: "three",
       });
@@ -324,14 +343,12 @@ describe("chats and members", () => {
       });
 
       const device = await devices.connect(node.url, bob!.token);
-      await settle(100);
-      expect(await online()).to.deep.equal({
+      await eventually(online, {
         [alice!.id]: false,
         [bob!.id]: true,
       });
       device.close();
-      await settle(200);
-      expect(await online()).to.deep.equal({
+      await eventually(online, {
         [alice!.id]: false,
         [bob!.id]: false,
       });

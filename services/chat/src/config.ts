@@ -16,11 +16,11 @@ const settings = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   /** PostgreSQL URL; without it the node runs on embedded PGlite. */
-  DATABASE_URL: z.url().optional(),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   /** Folder of the embedded database, used when DATABASE_URL is unset. */
   PGLITE_DIR: z.string().min(1).default("./data/pglite"),
   /** Redis URL; without it the node uses in-memory rooms and presence. */
-  REDIS_URL: z.url().optional(),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   JWT_SECRET: z.string().min(16).default(DEV_JWT_SECRET),
   JWT_TTL_SECONDS: positiveInt.default(86_400),
   /** Apply pending migrations before serving. */

@@ -28,6 +28,8 @@ export interface Checks {
   acked_not_in_history: number | null;
   /** Stored messages of this run whose send was not acked ok. */
   stored_without_ack: number | null;
+  /** History requests that failed (their seqs count as missing). */
+  history_read_errors: number;
 }
 
 /** The history checks of a target without history (the baseline). */
@@ -37,22 +39,31 @@ const NO_HISTORY = {
   stored_without_ack: null,
 };
 
-/** Every message of a chat after `after`, page by page, bounded. */
-async function readAfter(
-  api: Api,
-  chatId: number,
-  after: number,
-  maxPages: number,
-): Promise<Message[]> {
-  const all: Message[] = [];
-  for (let page = 0; page < maxPages; page++) {
-    const from = all.at(-1)?.seq ?? after;
-    const path = `/history/${chatId}?after=${from}&limit=${PAGE}`;
-    const rows = await api.get<Message[]>(path);
-    all.push(...rows);
-    if (rows.length < PAGE) break;
+/** Reads history pages, counting failures instead of throwing. */
+class HistoryReader {
+  failures = 0;
+
+  /** Every message of a chat after `after`, page by page, bounded. */
+  async after(
+    api: Api,
+    chatId: number,
+    after: number,
+    maxPages: number,
+  ): Promise<Message[]> {
+    const all: Message[] = [];
+    try {
+      for (let page = 0; page < maxPages; page++) {
+        const from = all.at(-1)?.seq ?? after;
+        const path = `/history/${chatId}?after=${from}&limit=${PAGE}`;
+        const rows = await api.get<Message[]>(path);
+        all.push(...rows);
+        if (rows.length < PAGE) break;
+      }
+    } catch {
+      this.failures++;
+    }
+    return all;
   }
-  return all;
 }
 
 function deliveryCounts(received: Received[]): Map<string, number> {
@@ -109,6 +120,7 @@ async function checkSeqs(
   result: LoadResult,
   participants: Participant[],
   last: Map<number, number>,
+  history: HistoryReader,
 ) {
   const tally = { dup: 0, order: 0, live: 0, after: 0 };
   for (const [i, p] of participants.entries()) {
@@ -125,7 +137,7 @@ async function checkSeqs(
     if (missing.length > 0 && p.api) {
       const pages = Math.ceil(lastSeq / PAGE) + 1;
       const from = (missing[0] ?? 1) - 1;
-      const caught = await readAfter(p.api, p.chatId, from, pages);
+      const caught = await history.after(p.api, p.chatId, from, pages);
       for (const m of caught) seen.add(m.seq);
     }
     tally.after += missingUpTo(lastSeq, seen).length;
@@ -139,13 +151,17 @@ async function checkSeqs(
 }
 
 /** Each chat's stored history, read by one of its members. */
-async function readHistories(participants: Participant[], sent: Sent[]) {
+async function readHistories(
+  participants: Participant[],
+  sent: Sent[],
+  history: HistoryReader,
+) {
   const stored = new Map<number, Message[]>();
   for (const p of participants) {
     if (!p.api || stored.has(p.chatId)) continue;
     const sends = sent.filter((s) => s.chatId === p.chatId).length;
     const pages = Math.ceil(sends / PAGE) + 2;
-    stored.set(p.chatId, await readAfter(p.api, p.chatId, 0, pages));
+    stored.set(p.chatId, await history.after(p.api, p.chatId, 0, pages));
   }
   return stored;
 }
@@ -180,11 +196,14 @@ export async function check(
   result: LoadResult,
   participants: Participant[],
 ): Promise<Checks> {
-  const stored = await readHistories(participants, result.sent);
+  const history = new HistoryReader();
+  const stored = await readHistories(participants, result.sent, history);
   const last = lastSeqs(result, stored);
+  const seqs = await checkSeqs(result, participants, last, history);
   return {
     ...checkDeliveries(result, participants),
-    ...(await checkSeqs(result, participants, last)),
+    ...seqs,
     ...(stored.size > 0 ? checkHistory(result.sent, stored) : NO_HISTORY),
+    history_read_errors: history.failures,
   };
 }

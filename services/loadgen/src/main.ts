@@ -25,9 +25,11 @@ async function probe(url: string): Promise<void> {
     });
     if (!res.ok) throw new Error(`GET /healthz answered ${res.status}`);
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code;
-    const reason = cause ?? (error instanceof Error ? error.message : error);
-    throw new Error(`cannot reach ${url}: ${String(reason)}`);
+    const code = (error as { cause?: { code?: string } }).cause?.code;
+    const reason = code ?? (error instanceof Error ? error.message : error);
+    throw new Error(`cannot reach ${url}: ${String(reason)}`, {
+      cause: error,
+    });
   }
 }
 

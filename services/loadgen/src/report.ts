@@ -10,7 +10,9 @@ export interface Figures {
   ack_ms: Summary;
   /** From send to message:new at the other members. */
   delivery_ms: Summary;
+  /** Sends acknowledged with ok, per second of the run. */
   stored_per_s: number;
+  /** message:new events received per second, the sender's own included. */
   deliveries_per_s: number;
   /** Failed sends by error code, plus socket incidents. */
   errors: Record<string, number>;
@@ -103,7 +105,6 @@ function rows(report: Report): Row[] {
       ours.loadgen_loop_delay_p99_ms,
       base?.loadgen_loop_delay_p99_ms,
     ],
-    ["errors", errorText(ours.errors), base && errorText(base.errors)],
   ];
 }
 
@@ -154,6 +155,12 @@ export function print(report: Report): void {
   const head = ["ours", "baseline"].map((h) => h.padStart(12)).join("");
   console.log(`  ${"".padEnd(24)}${head}${"ratio".padStart(9)}`);
   printRows(rows(report));
+  console.log(`  errors, ours: ${errorText(report.ours.errors)}`);
+  if (report.baseline) {
+    console.log(
+      `  errors, baseline: ${errorText(report.baseline.figures.errors)}`,
+    );
+  }
   console.log("  checks (counted)");
   printRows(checkRows(report));
   const all = { ...report, ratios: ratios(report) };

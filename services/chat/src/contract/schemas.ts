@@ -74,12 +74,14 @@ export const SendMessageBody = z
   .object({ text: MessageText, client_id: ClientId.optional() })
   .openapi("SendMessageRequest");
 
+const seqNumber = z.coerce.number().int().min(0).max(2_147_483_647);
+
 export const HistoryQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(100).default(50),
-    offset: z.coerce.number().int().min(0).optional(),
-    after: z.coerce.number().int().min(0).optional(),
-    before: z.coerce.number().int().min(1).optional(),
+    offset: seqNumber.optional(),
+    after: seqNumber.optional(),
+    before: seqNumber.min(1).optional(),
   })
   .refine(
     (q) =>

@@ -47,6 +47,7 @@ export class Chats {
     userId: number,
     input: z.output<typeof CreateChatBody>,
   ): Promise<{ chat: Chat; created: boolean; change: MembershipChange }> {
+    await this.users.assertActive(userId);
     const { chatId, created } =
       input.type === "private"
         ? await this.openPrivate(userId, input.user_id)

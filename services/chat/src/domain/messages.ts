@@ -59,6 +59,13 @@ export class Messages {
   ): Promise<SendResult> {
     const retryAfterMs = await this.limiter.consume(input.senderId);
     if (retryAfterMs > 0) {
+      // A retry of a stored message is answered, not refused.
+      const stored = input.clientId && (await this.byClientId(input));
+      if (stored) {
+        const result = { message: stored, duplicate: true };
+        deliver(result);
+        return result;
+      }
       throw new AppError(
         "RATE_LIMITED",
         "too many messages; slow down",

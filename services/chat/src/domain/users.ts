@@ -8,6 +8,7 @@ import { isUniqueViolation } from "./prisma-errors.js";
 import { userPublic, userSelf } from "./views.js";
 
 const BAD_LOGIN = "invalid username or password";
+const gone = () => new AppError("UNAUTHORIZED", "user no longer exists");
 
 /** Makes LIKE's wildcards literal: Prisma passes them through. */
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, "\\$&");
@@ -61,8 +62,17 @@ export class Users {
 
   async me(userId: number): Promise<UserSelf> {
     const user = await this.prisma.user.findUnique({ where: { id: userId } });
-    if (!user) throw new AppError("UNAUTHORIZED", "user no longer exists");
+    if (!user) throw gone();
     return userSelf(user);
+  }
+
+  /** UNAUTHORIZED when a valid token names a user that is gone. */
+  async assertActive(userId: number): Promise<void> {
+    const user = await this.prisma.user.findUnique({
+      where: { id: userId },
+      select: { id: true },
+    });
+    if (!user) throw gone();
   }
 
   /** People whose name starts with `prefix`, ignoring case, by name. */
