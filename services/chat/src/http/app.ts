@@ -36,7 +36,26 @@ function bearerUser(req: Request, domain: Domain): number {
   return domain.tokens.verify(token).userId;
 }
 
+function registerHealth(registry: OpenAPIRegistry): void {
+  for (const [path, summary] of [
+    ["/healthz", "Alive"],
+    ["/readyz", "Ready: database and Redis answer (else 503)"],
+  ] as const) {
+    registry.registerPath({
+      method: "get",
+      path,
+      summary,
+      tags: ["health"],
+      responses: {
+        200: { description: "Yes" },
+        ...(path === "/readyz" && { 503: { description: "Not ready" } }),
+      },
+    });
+  }
+}
+
 function buildOpenApi(registry: OpenAPIRegistry): object {
+  registerHealth(registry);
   registry.registerComponent("securitySchemes", "bearer", {
     type: "http",
     scheme: "bearer",

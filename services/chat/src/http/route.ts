@@ -84,7 +84,13 @@ export function route<
     const input = {
       userId,
       params: parse(spec.params, req.params),
-      query: parse(spec.query, req.query),
+      // `?limit=` means no limit given: take the default.
+      query: parse(
+        spec.query,
+        Object.fromEntries(
+          Object.entries(req.query).filter(([, value]) => value !== ""),
+        ),
+      ),
       body: parse(spec.body, req.body),
     };
     const { status, body } = await spec.handle(input, res);
