@@ -1,4 +1,4 @@
-// Lint with type information over the services, tests and tools.
+// Lint with type information over the services and the tests.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
@@ -16,9 +16,7 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: {
-          allowDefaultProject: ["*.js", "deploy/*.mjs", "prisma/*.ts"],
-        },
+        projectService: true,
         tsconfigRootDir: import.meta.dirname,
       },
     },

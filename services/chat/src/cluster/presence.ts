@@ -65,6 +65,16 @@ redis.call('ZADD', KEYS[2], 'GT', expires, ARGV[4])
 if before == 0 then return 1 end
 return 0`;
 
+/* KEYS: user's sockets, online set. ARGV: socket, now, ttl, user. */
+const REFRESH = `
+local expires = tonumber(ARGV[2]) + tonumber(ARGV[3])
+if redis.call('ZADD', KEYS[1], 'XX', 'CH', expires, ARGV[1]) == 0 then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], 'GT', expires, ARGV[4])
+return 1`;
+
 /* KEYS: user's sockets, online set. ARGV: socket, now, user. */
 const DISCONNECT = `
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -99,11 +109,18 @@ return gone`;
  * any node) reports their users as gone.
  */
 export class RedisPresence implements Presence {
+  /** Set when the connection drops: Redis may come back empty. */
+  private lost = false;
+
   constructor(
     private readonly redis: Redis,
     private readonly ttlMs: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    redis.on("close", () => {
+      this.lost = true;
+    });
+  }
 
   async connect(userId: number, socketKey: string): Promise<boolean> {
     const flipped = await this.redis.eval(
@@ -132,16 +149,35 @@ export class RedisPresence implements Presence {
     return flipped === 1;
   }
 
+  /**
+   * Pushes back the expiry of this node's sockets. Only entries still in
+   * Redis are touched, so a socket that just disconnected is not brought
+   * back; after Redis itself was lost (restarted empty), every socket is
+   * entered again.
+   */
   async refresh(sockets: readonly [number, string][]): Promise<void> {
-    if (sockets.length === 0) return;
-    const expires = Date.now() + this.ttlMs;
+    const restore = this.lost;
+    this.lost = false;
+    const now = Date.now();
     const batch = this.redis.pipeline();
     for (const [userId, socketKey] of sockets) {
-      batch.zadd(socketsKey(userId), expires, socketKey);
-      batch.pexpire(socketsKey(userId), this.ttlMs);
-      batch.zadd(ONLINE, "GT", expires, userId);
+      batch.eval(
+        restore ? CONNECT : REFRESH,
+        2,
+        socketsKey(userId),
+        ONLINE,
+        socketKey,
+        now,
+        this.ttlMs,
+        userId,
+      );
     }
-    await batch.exec();
+    const results = (await batch.exec()) ?? [];
+    const failed = results.find(([error]) => error)?.[0];
+    if (failed) {
+      this.lost ||= restore;
+      throw failed;
+    }
   }
 
   async sweep(): Promise<number[]> {

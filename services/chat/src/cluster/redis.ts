@@ -47,6 +47,14 @@ export async function connectRedis(
     });
   }
 
+  // The adapter publishes without waiting for the answer. While Redis is
+  // away each publish fails (the loss is logged once above, and clients
+  // catch up from history): keep those failures from surfacing as
+  // unhandled rejections, one per broadcast.
+  const publish = pub.publish.bind(pub);
+  pub.publish = (channel: string, message: string) =>
+    publish(channel, message).catch(() => 0);
+
   const all = Object.values(clients);
   const timeout = AbortSignal.timeout(CONNECT_TIMEOUT_MS);
   await Promise.all(
