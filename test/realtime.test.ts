@@ -174,6 +174,56 @@ describe("Socket.IO on one node", () => {
     expect(live.map((m) => m.id)).to.deep.equal(stored.map((m) => m.id));
   });
 
+  it("when a burst mixes good sends, a repeated client_id and an outsider, each gets its own answer and seq stays gapless", async () => {
+    const [owner, member, outsider] = await newUsers(node.url, 3);
+    const created = await owner!.api.post("/chats", {
+      type: "group",
+      name: "mixed",
+      member_ids: [member!.id],
+    });
+    const chatId = created.body.id as number;
+    const [o, m, x] = await Promise.all(
+      [owner!, member!, outsider!].map((u) =>
+        devices.connect(node.url, u.token),
+      ),
+    );
+    const acks = await Promise.all([
+      o.ask("message:send", { chat_id: chatId, text: "a" }),
+      m.ask("message:send", { chat_id: chatId, text: "b", client_id: "same" }),
+      x.ask("message:send", { chat_id: chatId, text: "intruder" }),
+      m.ask("message:send", { chat_id: chatId, text: "b", client_id: "same" }),
+      o.ask("message:send", { chat_id: chatId, text: "c" }),
+      ...Array.from({ length: 10 }, (_, i) =>
+        m.ask("message:send", { chat_id: chatId, text: `d${i}` }),
+      ),
+    ]);
+
+    expect(acks[2]).to.deep.equal({
+      ok: false,
+      error: { code: "NOT_FOUND", message: "chat not found" },
+    });
+    expect(acks[1].message.id).to.equal(acks[3].message.id);
+    expect([acks[1].duplicate, acks[3].duplicate].sort()).to.deep.equal([
+      false,
+      true,
+    ]);
+    const history = await owner!.api.get(`/history/${chatId}`);
+    expect(history.body.map((h: { seq: number }) => h.seq)).to.deep.equal(
+      Array.from({ length: 13 }, (_, i) => i + 1),
+    );
+    expect(history.body.map((h: { text: string }) => h.text)).to.not.include(
+      "intruder",
+    );
+    const live = await o.waitFor(
+      "message:new",
+      (msg) => msg.chat_id === chatId,
+      13,
+    );
+    expect(live.map((msg) => msg.seq)).to.deep.equal(
+      history.body.map((h: { seq: number }) => h.seq),
+    );
+  });
+
   it("when a group is created, an already connected member's socket gets chat:updated and then its messages", async () => {
     const [owner, member] = await newUsers(node.url, 2);
     const device = await devices.connect(node.url, member!.token);
