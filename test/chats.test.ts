@@ -1,15 +1,12 @@
 import { expect } from "chai";
-import type { ChatNode } from "../services/chat/src/node.js";
 import {
-  Devices,
   newUsers,
   type Reply,
   settle,
   type TestUser,
   WAIT_MS,
 } from "./support/clients.js";
-import { createTestDatabase, type TestDatabase } from "./support/db.js";
-import { startTestNode } from "./support/node.js";
+import { useTestNode } from "./support/node.js";
 
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const MISSING_ID = 2_000_000_000;
@@ -40,23 +37,11 @@ function roles(chat: { members: { user_id: number; role: string }[] }) {
 }
 
 describe("chats and members", () => {
-  let db: TestDatabase;
-  let node: ChatNode;
-  const devices = new Devices();
+  const ctx = useTestNode();
+  const { devices } = ctx;
 
-  before(async () => {
-    db = await createTestDatabase();
-    node = await startTestNode(db.url);
-  });
-  after(async () => {
-    devices.closeAll();
-    await node?.stop();
-    await db?.drop();
-  });
-  afterEach(() => devices.closeAll());
-
-  const people = (count: number) => newUsers(node.url, count, "chat");
-  const connect = (user: TestUser) => devices.connect(node.url, user.token);
+  const people = (count: number) => newUsers(ctx.node.url, count, "chat");
+  const connect = (user: TestUser) => devices.connect(ctx.node.url, user.token);
 
   async function group(owner: TestUser, members: TestUser[], name = "team") {
     const res = await owner.api.post("/chats", {
@@ -140,8 +125,8 @@ describe("chats and members", () => {
     it("when both people open the chat at the same moment, one chat exists and one answer is 201", async () => {
       const [alice, bob] = await people(2);
       const [a1, b1] = await Promise.all([
-        devices.connect(node.url, alice!.token),
-        devices.connect(node.url, bob!.token),
+        devices.connect(ctx.node.url, alice!.token),
+        devices.connect(ctx.node.url, bob!.token),
       ]);
       const answers = await Promise.all(
         Array.from({ length: 6 }, (_, i) =>
@@ -342,7 +327,7 @@ describe("chats and members", () => {
         [bob!.id]: false,
       });
 
-      const device = await devices.connect(node.url, bob!.token);
+      const device = await devices.connect(ctx.node.url, bob!.token);
       await eventually(online, {
         [alice!.id]: false,
         [bob!.id]: true,
@@ -425,7 +410,7 @@ describe("chats and members", () => {
     it("when someone already in the group is added again, nothing changes", async () => {
       const [owner, m1] = await people(2);
       const chat = await group(owner!, [m1!]);
-      const device = await devices.connect(node.url, m1!.token);
+      const device = await devices.connect(ctx.node.url, m1!.token);
       const res = await owner!.api.post(`/chats/${chat.id}/members`, {
         user_id: m1!.id,
       });
@@ -547,7 +532,7 @@ describe("chats and members", () => {
     it("when a member leaves, the answer is 204 and the chat is gone from their list", async () => {
       const [owner, leaver] = await people(2);
       const chat = await group(owner!, [leaver!]);
-      const device = await devices.connect(node.url, leaver!.token);
+      const device = await devices.connect(ctx.node.url, leaver!.token);
       const res = await leaver!.api.delete(
         `/chats/${chat.id}/members/${leaver!.id}`,
       );

@@ -1,14 +1,12 @@
 import { expect } from "chai";
-import type { ChatNode } from "../services/chat/src/node.js";
 import {
-  Devices,
   newUsers,
   type Reply,
   settle,
   type TestUser,
 } from "./support/clients.js";
-import { createTestDatabase, type TestDatabase } from "./support/db.js";
-import { startTestNode } from "./support/node.js";
+import type { ChatNode } from "../services/chat/src/node.js";
+import { startTestNode, useTestNode } from "./support/node.js";
 
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const MISSING_ID = 2_000_000_000;
@@ -33,23 +31,11 @@ function expectError(reply: Reply, status: number, code: string): void {
 const seqs = (reply: Reply<Msg[]>) => reply.body.map((m) => m.seq);
 
 describe("messages, history and read status", () => {
-  let db: TestDatabase;
-  let node: ChatNode;
-  const devices = new Devices();
-
-  before(async () => {
-    db = await createTestDatabase();
-    node = await startTestNode(db.url);
-  });
-  after(async () => {
-    devices.closeAll();
-    await node?.stop();
-    await db?.drop();
-  });
-  afterEach(() => devices.closeAll());
+  const ctx = useTestNode();
+  const { devices } = ctx;
 
   async function pair(): Promise<[TestUser, TestUser, number]> {
-    const [alice, bob] = await newUsers(node.url, 2, "msg");
+    const [alice, bob] = await newUsers(ctx.node.url, 2, "msg");
     const chat = await alice!.api.post("/chats", {
       type: "private",
       user_id: bob!.id,
@@ -58,7 +44,7 @@ describe("messages, history and read status", () => {
   }
 
   async function trio(): Promise<[TestUser, TestUser, TestUser, number]> {
-    const [owner, m1, m2] = await newUsers(node.url, 3, "grp");
+    const [owner, m1, m2] = await newUsers(ctx.node.url, 3, "grp");
     const chat = await owner!.api.post("/chats", {
       type: "group",
       name: "three",
@@ -92,8 +78,8 @@ describe("messages, history and read status", () => {
     it("when a member sends, the answer is 201 with every Message field and every device hears it once", async () => {
       const [alice, bob, chatId] = await pair();
       const [a1, b1] = await Promise.all([
-        devices.connect(node.url, alice.token),
-        devices.connect(node.url, bob.token),
+        devices.connect(ctx.node.url, alice.token),
+        devices.connect(ctx.node.url, bob.token),
       ]);
 
       const res = await send(alice, chatId, "hello bob");
@@ -133,7 +119,7 @@ describe("messages, history and read status", () => {
 
     it("when a client_id is repeated, the answer is 200 with the stored message, nothing new is stored or broadcast", async () => {
       const [alice, bob, chatId] = await pair();
-      const b1 = await devices.connect(node.url, bob.token);
+      const b1 = await devices.connect(ctx.node.url, bob.token);
 
       const first = await send(alice, chatId, "once", "c-1");
       expect(first.status).to.equal(201);
@@ -145,7 +131,7 @@ describe("messages, history and read status", () => {
       expect(changed.status).to.equal(200);
       expect(changed.body.text).to.equal("once");
 
-      const a1 = await devices.connect(node.url, alice.token);
+      const a1 = await devices.connect(ctx.node.url, alice.token);
       const overSocket = await a1.ask("message:send", {
         chat_id: chatId,
         text: "once",
@@ -167,7 +153,7 @@ describe("messages, history and read status", () => {
 
     it("when another sender or another chat uses the same client_id, it is a new message", async () => {
       const [alice, bob, chatId] = await pair();
-      const [carol] = await newUsers(node.url, 1, "msg");
+      const [carol] = await newUsers(ctx.node.url, 1, "msg");
       const other = await alice.api.post("/chats", {
         type: "private",
         user_id: carol!.id,
@@ -184,7 +170,7 @@ describe("messages, history and read status", () => {
 
     it("when the text is empty, only white space, over 4000 characters or holds NUL, the answer is 400 naming text and nothing is stored", async () => {
       const [alice, bob, chatId] = await pair();
-      const b1 = await devices.connect(node.url, bob.token);
+      const b1 = await devices.connect(ctx.node.url, bob.token);
       const cases: [unknown, string][] = [
         [{ text: "" }, "text"],
         [{ text: " \n\t\u00a0\u3000 " }, "text"],
@@ -234,7 +220,7 @@ describe("messages, history and read status", () => {
       expect(res.status, JSON.stringify(res.body)).to.equal(400);
       expect(res.body.error.code).to.equal("VALIDATION");
       expect(res.body.error.message).to.contain("client_id");
-      const a1 = await devices.connect(node.url, alice.token);
+      const a1 = await devices.connect(ctx.node.url, alice.token);
       const ack = await a1.ask("message:send", {
         chat_id: chatId,
         text: "hello",
@@ -248,9 +234,9 @@ describe("messages, history and read status", () => {
   describe("outsiders", () => {
     it("when someone who is not a member sends, reads or asks for history, the answer is 404 over REST and the socket", async () => {
       const [alice, bob, chatId] = await pair();
-      const [outsider] = await newUsers(node.url, 1, "out");
-      const b1 = await devices.connect(node.url, bob.token);
-      const o1 = await devices.connect(node.url, outsider!.token);
+      const [outsider] = await newUsers(ctx.node.url, 1, "out");
+      const b1 = await devices.connect(ctx.node.url, bob.token);
+      const o1 = await devices.connect(ctx.node.url, outsider!.token);
       await send(alice, chatId, "private words");
 
       for (const id of [chatId, MISSING_ID]) {
@@ -508,7 +494,7 @@ describe("messages, history and read status", () => {
 
     it("when a private chat's message is live, its is_read and timestamp match what history says", async () => {
       const [alice, bob, chatId] = await pair();
-      const b1 = await devices.connect(node.url, bob.token);
+      const b1 = await devices.connect(ctx.node.url, bob.token);
       const ack = await b1.ask("message:send", {
         chat_id: chatId,
         text: "from the socket",
@@ -524,7 +510,7 @@ describe("messages, history and read status", () => {
     let limited: ChatNode;
 
     before(async () => {
-      limited = await startTestNode(db.url, {
+      limited = await startTestNode(ctx.db.url, {
         RATE_LIMIT_MESSAGES: "3",
         RATE_LIMIT_WINDOW_MS: "3600000",
       });

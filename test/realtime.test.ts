@@ -1,23 +1,15 @@
 import { expect } from "chai";
-import type { ChatNode } from "../services/chat/src/node.js";
-import { Devices, newUsers, settle, type TestUser } from "./support/clients.js";
-import { createTestDatabase, type TestDatabase } from "./support/db.js";
-import { startTestNode } from "./support/node.js";
+import {
+  type Device,
+  newUsers,
+  settle,
+  type TestUser,
+} from "./support/clients.js";
+import { useTestNode } from "./support/node.js";
 
 describe("Socket.IO on one node", () => {
-  let db: TestDatabase;
-  let node: ChatNode;
-  const devices = new Devices();
-
-  before(async () => {
-    db = await createTestDatabase();
-    node = await startTestNode(db.url);
-  });
-  after(async () => {
-    await node?.stop();
-    await db?.drop();
-  });
-  afterEach(() => devices.closeAll());
+  const ctx = useTestNode();
+  const { devices } = ctx;
 
   async function privateChat(a: TestUser, b: TestUser): Promise<number> {
     const res = await a.api.post("/chats", { type: "private", user_id: b.id });
@@ -25,13 +17,13 @@ describe("Socket.IO on one node", () => {
   }
 
   it("when two people with two devices each talk in a private chat, every device gets each message once", async () => {
-    const [alice, bob] = await newUsers(node.url, 2);
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
     const chatId = await privateChat(alice!, bob!);
     const [a1, a2, b1, b2] = await Promise.all([
-      devices.connect(node.url, alice!.token),
-      devices.connect(node.url, alice!.token),
-      devices.connect(node.url, bob!.token),
-      devices.connect(node.url, bob!.token),
+      devices.connect(ctx.node.url, alice!.token),
+      devices.connect(ctx.node.url, alice!.token),
+      devices.connect(ctx.node.url, bob!.token),
+      devices.connect(ctx.node.url, bob!.token),
     ]);
 
     const ack = await a1.ask("message:send", {
@@ -63,7 +55,7 @@ describe("Socket.IO on one node", () => {
   });
 
   it("when a group of three talks, every member's devices get every message and outsiders get none", async () => {
-    const [owner, m1, m2, outsider] = await newUsers(node.url, 4);
+    const [owner, m1, m2, outsider] = await newUsers(ctx.node.url, 4);
     const created = await owner!.api.post("/chats", {
       type: "group",
       name: "trio",
@@ -73,10 +65,10 @@ describe("Socket.IO on one node", () => {
     const chatId = created.body.id as number;
     const members = await Promise.all(
       [owner!, owner!, m1!, m1!, m2!, m2!].map((u) =>
-        devices.connect(node.url, u.token),
+        devices.connect(ctx.node.url, u.token),
       ),
     );
-    const stranger = await devices.connect(node.url, outsider!.token);
+    const stranger = await devices.connect(ctx.node.url, outsider!.token);
 
     await members[2]!.ask("message:send", { chat_id: chatId, text: "one" });
     await members[4]!.ask("message:send", { chat_id: chatId, text: "two" });
@@ -103,12 +95,12 @@ describe("Socket.IO on one node", () => {
   });
 
   it("when two devices of one user send the same client_id at once, one message is stored and broadcast once", async () => {
-    const [alice, bob] = await newUsers(node.url, 2);
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
     const chatId = await privateChat(alice!, bob!);
     const [a1, a2, b1] = await Promise.all([
-      devices.connect(node.url, alice!.token),
-      devices.connect(node.url, alice!.token),
-      devices.connect(node.url, bob!.token),
+      devices.connect(ctx.node.url, alice!.token),
+      devices.connect(ctx.node.url, alice!.token),
+      devices.connect(ctx.node.url, bob!.token),
     ]);
     const payload = {
       chat_id: chatId,
@@ -133,7 +125,7 @@ describe("Socket.IO on one node", () => {
   });
 
   it("when many senders race in one chat, seq runs 1..N without gaps and live order equals history", async () => {
-    const users = await newUsers(node.url, 6);
+    const users = await newUsers(ctx.node.url, 6);
     const [owner, ...rest] = users;
     const created = await owner!.api.post("/chats", {
       type: "group",
@@ -142,7 +134,7 @@ describe("Socket.IO on one node", () => {
     });
     const chatId = created.body.id as number;
     const senders = await Promise.all(
-      users.map((u) => devices.connect(node.url, u.token)),
+      users.map((u) => devices.connect(ctx.node.url, u.token)),
     );
     const perSender = 20;
 
@@ -175,18 +167,18 @@ describe("Socket.IO on one node", () => {
   });
 
   it("when a burst mixes good sends, a repeated client_id and an outsider, each gets its own answer and seq stays gapless", async () => {
-    const [owner, member, outsider] = await newUsers(node.url, 3);
+    const [owner, member, outsider] = await newUsers(ctx.node.url, 3);
     const created = await owner!.api.post("/chats", {
       type: "group",
       name: "mixed",
       member_ids: [member!.id],
     });
     const chatId = created.body.id as number;
-    const [o, m, x] = await Promise.all(
+    const [o, m, x] = (await Promise.all(
       [owner!, member!, outsider!].map((u) =>
-        devices.connect(node.url, u.token),
+        devices.connect(ctx.node.url, u.token),
       ),
-    );
+    )) as [Device, Device, Device];
     const acks = await Promise.all([
       o.ask("message:send", { chat_id: chatId, text: "a" }),
       m.ask("message:send", { chat_id: chatId, text: "b", client_id: "same" }),
@@ -225,8 +217,8 @@ describe("Socket.IO on one node", () => {
   });
 
   it("when a group is created, an already connected member's socket gets chat:updated and then its messages", async () => {
-    const [owner, member] = await newUsers(node.url, 2);
-    const device = await devices.connect(node.url, member!.token);
+    const [owner, member] = await newUsers(ctx.node.url, 2);
+    const device = await devices.connect(ctx.node.url, member!.token);
     const created = await owner!.api.post("/chats", {
       type: "group",
       name: "late",
@@ -251,11 +243,11 @@ describe("Socket.IO on one node", () => {
   });
 
   it("when a member reads, every member's sockets get message:read and is_read flips", async () => {
-    const [alice, bob] = await newUsers(node.url, 2);
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
     const chatId = await privateChat(alice!, bob!);
     const [a1, b1] = await Promise.all([
-      devices.connect(node.url, alice!.token),
-      devices.connect(node.url, bob!.token),
+      devices.connect(ctx.node.url, alice!.token),
+      devices.connect(ctx.node.url, bob!.token),
     ]);
     const sent = await a1.ask("message:send", {
       chat_id: chatId,
@@ -282,12 +274,12 @@ describe("Socket.IO on one node", () => {
   });
 
   it("when someone types, the other members see it and the typist's own devices do not", async () => {
-    const [alice, bob] = await newUsers(node.url, 2);
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
     const chatId = await privateChat(alice!, bob!);
     const [a1, a2, b1] = await Promise.all([
-      devices.connect(node.url, alice!.token),
-      devices.connect(node.url, alice!.token),
-      devices.connect(node.url, bob!.token),
+      devices.connect(ctx.node.url, alice!.token),
+      devices.connect(ctx.node.url, alice!.token),
+      devices.connect(ctx.node.url, bob!.token),
     ]);
     expect(
       await a1.ask("typing", { chat_id: chatId, typing: true }),
@@ -304,9 +296,9 @@ describe("Socket.IO on one node", () => {
   });
 
   it("when a payload is bad, the ack says VALIDATION naming the field and nothing is stored", async () => {
-    const [alice, bob] = await newUsers(node.url, 2);
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
     const chatId = await privateChat(alice!, bob!);
-    const a1 = await devices.connect(node.url, alice!.token);
+    const a1 = await devices.connect(ctx.node.url, alice!.token);
     const cases: [unknown, string][] = [
       [{ chat_id: chatId, text: "   " }, "text"],
       [{ chat_id: chatId, text: "x".repeat(4001) }, "text"],
@@ -329,7 +321,7 @@ describe("Socket.IO on one node", () => {
   it("when the handshake has no token or a bad one, connect_error says unauthorized", async () => {
     for (const token of [undefined, "not-a-jwt"]) {
       try {
-        await devices.connect(node.url, token);
+        await devices.connect(ctx.node.url, token);
         expect.fail("connected without a valid token");
       } catch (error) {
         expect((error as Error).message).to.equal("unauthorized");
@@ -338,12 +330,12 @@ describe("Socket.IO on one node", () => {
   });
 
   it("when the token comes as a header or query parameter, the handshake accepts it", async () => {
-    const [alice] = await newUsers(node.url, 1);
-    const viaQuery = await devices.connect(node.url, undefined, {
+    const [alice] = await newUsers(ctx.node.url, 1);
+    const viaQuery = await devices.connect(ctx.node.url, undefined, {
       query: { token: alice!.token },
     });
     expect(viaQuery.socket.connected).to.equal(true);
-    const viaHeader = await devices.connect(node.url, undefined, {
+    const viaHeader = await devices.connect(ctx.node.url, undefined, {
       transports: ["polling"],
       extraHeaders: { authorization: `Bearer ${alice!.token}` },
     });
@@ -351,11 +343,11 @@ describe("Socket.IO on one node", () => {
   });
 
   it("when a frame exceeds the limit, only that socket is dropped", async () => {
-    const [alice, bob] = await newUsers(node.url, 2);
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
     const chatId = await privateChat(alice!, bob!);
     const [big, b1] = await Promise.all([
-      devices.connect(node.url, alice!.token),
-      devices.connect(node.url, bob!.token),
+      devices.connect(ctx.node.url, alice!.token),
+      devices.connect(ctx.node.url, bob!.token),
     ]);
     big.socket.emit(
       "message:send",

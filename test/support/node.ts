@@ -1,6 +1,8 @@
 import { loadConfig } from "../../services/chat/src/config.js";
 import { createLogger } from "../../services/chat/src/logger.js";
 import { type ChatNode, startNode } from "../../services/chat/src/node.js";
+import { Devices } from "./clients.js";
+import { createTestDatabase, type TestDatabase } from "./db.js";
 
 /**
  * A chat node in this process on a free port, against the given database.
@@ -24,4 +26,29 @@ export async function startTestNode(
   });
   const log = createLogger(config.LOG_LEVEL, "test-node");
   return startNode(config, log, "test-node");
+}
+
+export interface TestNodeContext {
+  db: TestDatabase;
+  node: ChatNode;
+  devices: Devices;
+}
+
+/**
+ * For a describe block: a fresh database and node before its tests, every
+ * device closed after each test, all stopped and dropped at the end.
+ */
+export function useTestNode(env: Record<string, string> = {}): TestNodeContext {
+  const ctx = { devices: new Devices() } as TestNodeContext;
+  before(async () => {
+    ctx.db = await createTestDatabase();
+    ctx.node = await startTestNode(ctx.db.url, env);
+  });
+  afterEach(() => ctx.devices.closeAll());
+  after(async () => {
+    ctx.devices.closeAll();
+    await ctx.node?.stop();
+    await ctx.db?.drop();
+  });
+  return ctx;
 }
