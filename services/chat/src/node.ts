@@ -123,6 +123,7 @@ export async function startNode(
     lifecycle,
     log,
     nodeId,
+    corsOrigin: config.CORS_ORIGIN,
     ready: async () => {
       await withTimeout(db.prisma.$queryRaw`SELECT 1`, 2_000, "database");
       if (redis) await withTimeout(redis.command.ping(), 2_000, "redis");

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { OnlineLookup } from "../domain/chats.js";
-import type { Logger } from "../logger.js";
+import { type Logger, oncePer } from "../logger.js";
 
 /**
  * Who is online: a user is online while any of their sockets is connected
@@ -109,6 +109,7 @@ return gone`;
  * any node) reports their users as gone.
  */
 export class RedisPresence implements Presence {
+  private readonly warn = oncePer(10_000);
   /** Set when the connection drops: Redis may come back empty. */
   private lost = false;
 
@@ -198,7 +199,7 @@ export class RedisPresence implements Presence {
       const now = Date.now();
       return new Set(userIds.filter((_, i) => Number(scores[i] ?? 0) > now));
     } catch (error) {
-      this.log.warn("presence unavailable", { error });
+      if (this.warn()) this.log.warn("presence unavailable", { error });
       return new Set();
     }
   }

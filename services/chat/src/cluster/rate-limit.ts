@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import type { Logger } from "../logger.js";
+import { type Logger, oncePer } from "../logger.js";
 
 /** Counts a user's sends in fixed windows. */
 export interface RateLimiter {
@@ -42,6 +42,8 @@ export class MemoryRateLimiter implements RateLimiter {
  * and the database still holds every message.
  */
 export class RedisRateLimiter implements RateLimiter {
+  private readonly warn = oncePer(10_000);
+
   constructor(
     private readonly redis: Redis,
     private readonly rule: RateLimit,
@@ -61,7 +63,7 @@ export class RedisRateLimiter implements RateLimiter {
       if (count <= this.rule.limit) return 0;
       return (window + 1) * this.rule.windowMs - now;
     } catch (error) {
-      this.log.warn("rate limit unavailable", { error, userId });
+      if (this.warn()) this.log.warn("rate limit unavailable", { error });
       return 0;
     }
   }

@@ -53,3 +53,4 @@ export interface ServerToClientEvents {
 export const userRoom = (userId: number): string => `user:${userId}`;
 /** Room of every socket of every member of one chat. */
 export const chatRoom = (chatId: number): string => `chat:${chatId}`;
+export const isChatRoom = (room: string): boolean => room.startsWith("chat:");

@@ -8,11 +8,42 @@ import { z } from "zod";
 
 extendZodWithOpenApi(z);
 
-const id = z.coerce.number().int().positive().max(2_147_483_647);
+const INT_MAX = 2_147_483_647;
 
-/** PostgreSQL text cannot hold NUL: refuse it in every input string. */
-const noNul = (s: string) => !s.includes("\u0000");
-const plain = () => z.string().refine(noNul, "must not contain NUL");
+/** An id in a JSON body or a socket payload: a number, never coerced. */
+const id = z.number().int().positive().max(INT_MAX);
+
+/** A whole number in a path or query string: decimal digits only. */
+function digits(min: number, max: number) {
+  return z
+    .string()
+    .regex(/^(0|[1-9][0-9]{0,9})$/, "must be a whole number in decimal")
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
+}
+const idParam = digits(1, INT_MAX);
+
+/**
+ * What every input string must be: no NUL (PostgreSQL text cannot hold
+ * it) and no lone UTF-16 surrogate (it would be stored as U+FFFD, so two
+ * different strings would become one).
+ */
+const wellFormed = (s: string) =>
+  !s.includes("\u0000") &&
+  !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(
+    s,
+  );
+const plain = () =>
+  z.string().refine(wellFormed, "must be valid text without NUL");
+
+/** Not only white space or invisible format characters. */
+const visible = (s: string) => !/^[\s\p{Cf}]*$/u.test(s);
+
+/** A name: 1 to `max` code points, something visible, trimmed. */
+const name = (max: number) =>
+  text(1, max)
+    .refine(visible, "must not be blank")
+    .transform((s) => s.trim());
 
 /** A string of `min` to `max` code points. */
 function text(min: number, max: number) {
@@ -25,9 +56,9 @@ function text(min: number, max: number) {
 
 export const RegisterBody = z
   .object({
-    name: text(1, 64).pipe(z.string().trim().min(1, "must not be blank")),
-    email: z.email().max(254).refine(noNul),
-    password: z.string().min(8).max(128),
+    name: name(64),
+    email: z.email().max(254).refine(wellFormed),
+    password: plain().min(8).max(128),
   })
   .openapi("RegisterRequest");
 
@@ -36,25 +67,25 @@ export const TokenBody = z
     username: plain().min(1).max(254).openapi({
       description: "email or name",
     }),
-    password: z.string().min(1).max(128),
+    password: plain().min(1).max(128),
     grant_type: z.literal("password").optional(),
   })
   .openapi("TokenRequest");
 
 export const UserSearchQuery = z.object({
   q: plain().max(64).default(""),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  limit: digits(1, 100).default(20),
 });
 
-export const ChatIdParams = z.object({ chat_id: id });
-export const MemberParams = z.object({ chat_id: id, user_id: id });
+export const ChatIdParams = z.object({ chat_id: idParam });
+export const MemberParams = z.object({ chat_id: idParam, user_id: idParam });
 
 export const CreateChatBody = z
   .discriminatedUnion("type", [
     z.object({ type: z.literal("private"), user_id: id }),
     z.object({
       type: z.literal("group"),
-      name: text(1, 128).pipe(z.string().trim().min(1, "must not be blank")),
+      name: name(128),
       member_ids: z.array(id).max(500).default([]),
     }),
   ])
@@ -65,7 +96,7 @@ export const AddMemberBody = z
   .openapi("AddMemberRequest");
 
 export const MessageText = text(1, 4000).refine(
-  (s) => s.trim().length > 0,
+  visible,
   "must not be only white space",
 );
 export const ClientId = plain().min(1).max(64);
@@ -74,14 +105,12 @@ export const SendMessageBody = z
   .object({ text: MessageText, client_id: ClientId.optional() })
   .openapi("SendMessageRequest");
 
-const seqNumber = z.coerce.number().int().min(0).max(2_147_483_647);
-
 export const HistoryQuery = z
   .object({
-    limit: z.coerce.number().int().min(1).max(100).default(50),
-    offset: seqNumber.optional(),
-    after: seqNumber.optional(),
-    before: seqNumber.min(1).optional(),
+    limit: digits(1, 100).default(50),
+    offset: digits(0, INT_MAX).optional(),
+    after: digits(0, INT_MAX).optional(),
+    before: digits(1, INT_MAX).optional(),
   })
   .refine(
     (q) =>
@@ -90,7 +119,7 @@ export const HistoryQuery = z
   );
 
 export const ReadBody = z
-  .object({ seq: z.number().int().min(0).max(2_147_483_647) })
+  .object({ seq: z.number().int().min(0).max(INT_MAX) })
   .openapi("ReadRequest");
 
 // ---- socket payloads --------------------------------------------------

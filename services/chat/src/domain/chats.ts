@@ -105,8 +105,14 @@ export class Chats {
     const actor = await this.groupMember(chatId, actorId);
     if (actor.role !== "owner") throw forbidden("only the owner adds members");
     await this.users.assertExist([userId]);
+    // A newcomer's unread count starts at their arrival, not at the first
+    // message the group ever had.
+    const { lastSeq } = await this.prisma.chat.findUniqueOrThrow({
+      where: { id: chatId },
+      select: { lastSeq: true },
+    });
     const added = await this.prisma.member.createMany({
-      data: [{ chatId, userId, role: "member" }],
+      data: [{ chatId, userId, role: "member", lastReadSeq: lastSeq }],
       skipDuplicates: true,
     });
     const chat = await this.view(chatId, actorId);
@@ -132,6 +138,9 @@ export class Chats {
       throw forbidden("only the owner removes other members");
     }
     await this.prisma.$transaction(async (tx) => {
+      // One membership change per chat at a time: two owners' successors
+      // leaving together must each see the other gone.
+      await tx.$queryRaw`SELECT id FROM chats WHERE id = ${chatId} FOR UPDATE`;
       const removed = await tx.member.deleteMany({ where: { chatId, userId } });
       if (removed.count === 0) throw notFound(`member ${userId}`);
       const rest = await tx.member.findMany({
@@ -161,11 +170,22 @@ export class Chats {
 
   /** Ids of the chats a user is in (the rooms of a new socket). */
   async chatIdsOf(userId: number): Promise<number[]> {
+    return (await this.chatIdsOfUsers([userId])).get(userId) ?? [];
+  }
+
+  /** Ids of the chats each user is in. */
+  async chatIdsOfUsers(
+    userIds: readonly number[],
+  ): Promise<Map<number, number[]>> {
     const rows = await this.prisma.member.findMany({
-      where: { userId },
-      select: { chatId: true },
+      where: { userId: { in: [...userIds] } },
+      select: { chatId: true, userId: true },
     });
-    return rows.map((r) => r.chatId);
+    const chats = new Map<number, number[]>();
+    for (const { userId, chatId } of rows) {
+      chats.set(userId, [...(chats.get(userId) ?? []), chatId]);
+    }
+    return chats;
   }
 
   private async openPrivate(

@@ -1,6 +1,9 @@
 import jwt from "jsonwebtoken";
 import { AppError } from "../errors.js";
 
+/** User ids are PostgreSQL integers. */
+const INT_MAX = 2_147_483_647;
+
 export interface Identity {
   userId: number;
   /** Expiry, in milliseconds since the epoch. */
@@ -28,8 +31,9 @@ export class Tokens {
       const claims = jwt.verify(token, this.secret, { algorithms: ["HS256"] });
       if (typeof claims === "string") throw new Error("bad claims");
       const userId = Number(claims.sub);
-      if (!Number.isSafeInteger(userId) || userId <= 0 || !claims.exp) {
-        throw new Error("bad subject");
+      const decimal = /^[1-9][0-9]{0,9}$/.test(claims.sub ?? "");
+      if (!decimal || userId > INT_MAX || !claims.exp) {
+        throw new Error("bad subject or no expiry");
       }
       return { userId, expiresAt: claims.exp * 1000 };
     } catch {

@@ -21,6 +21,8 @@ export interface AppDeps {
   lifecycle: Lifecycle;
   log: Logger;
   nodeId: string;
+  /** Allowed browser origins: "*" or a comma-separated list. */
+  corsOrigin: string;
   /** Resolves when the node's database and Redis answer. */
   ready: () => Promise<void>;
 }
@@ -28,11 +30,8 @@ export interface AppDeps {
 const BODY_LIMIT = "64kb";
 
 function bearerUser(req: Request, domain: Domain): number {
-  const header = req.headers.authorization ?? "";
-  const [scheme, token] = header.split(" ");
-  if (scheme?.toLowerCase() !== "bearer" || !token) {
-    throw new AppError("UNAUTHORIZED", "missing bearer token");
-  }
+  const token = /^bearer (\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+  if (!token) throw new AppError("UNAUTHORIZED", "missing bearer token");
   return domain.tokens.verify(token).userId;
 }
 
@@ -52,6 +51,30 @@ function registerHealth(registry: OpenAPIRegistry): void {
       },
     });
   }
+}
+
+/** CORS for browsers on other origins, as Socket.IO allows them. */
+function cors(setting: string): express.RequestHandler {
+  const allowed = setting.split(",").map((origin) => origin.trim());
+  return (req, res, next) => {
+    const origin = req.get("origin");
+    if (origin && (setting === "*" || allowed.includes(origin))) {
+      res.setHeader("Access-Control-Allow-Origin", origin);
+      res.setHeader("Vary", "Origin");
+      res.setHeader(
+        "Access-Control-Expose-Headers",
+        "Retry-After, X-Request-Id, X-Node-Id",
+      );
+    }
+    if (req.method !== "OPTIONS") return next();
+    res.setHeader("Access-Control-Allow-Methods", "GET, POST, DELETE");
+    res.setHeader(
+      "Access-Control-Allow-Headers",
+      "Authorization, Content-Type, X-Request-Id",
+    );
+    res.setHeader("Access-Control-Max-Age", "600");
+    res.status(204).end();
+  };
 }
 
 function buildOpenApi(registry: OpenAPIRegistry): object {
@@ -90,6 +113,8 @@ export function createApp(deps: AppDeps): express.Express {
     res.on("finish", () => logRequest(req, res));
     next();
   });
+
+  app.use(cors(deps.corsOrigin));
 
   app.get("/healthz", (_req, res) => {
     res.json({ status: "ok", node: deps.nodeId });
@@ -152,23 +177,33 @@ function logRequest(req: Request, res: Response): void {
     path: req.path,
     status: res.statusCode,
   };
-  if (res.statusCode >= 500) log.error("request failed", fields);
-  else log.debug("request", fields);
+  // A node that is not ready says so on /readyz; that is not a failure.
+  if (res.statusCode >= 500 && req.path !== "/readyz") {
+    log.error("request failed", fields);
+  } else {
+    log.debug("request", fields);
+  }
 }
 
-/** Body-parser errors carry a `type`; map the ones a client can cause. */
+/**
+ * Errors of the body parsers carry the status a client caused (`expose`):
+ * 413 for too large (or too many form fields), 400 and 415 for what cannot
+ * be read. Their messages say nothing of the body, so they can be shown.
+ */
 function fromHttpError(error: unknown): AppError {
-  const type = (error as { type?: unknown }).type;
-  if (type === "entity.too.large") {
+  const { status, expose, type } = error as {
+    status?: unknown;
+    expose?: unknown;
+    type?: unknown;
+  };
+  if (expose !== true || typeof status !== "number") return toAppError(error);
+  if (status === 413) {
     return new AppError("PAYLOAD_TOO_LARGE", `body is over ${BODY_LIMIT}`);
   }
   if (type === "entity.parse.failed") {
     return new AppError("VALIDATION", "body: malformed JSON");
   }
-  if (typeof type === "string" && type.startsWith("encoding.")) {
-    return new AppError("VALIDATION", "body: unsupported encoding");
-  }
-  return toAppError(error);
+  return new AppError("VALIDATION", `body: ${(error as Error).message}`);
 }
 
 function errorHandler(

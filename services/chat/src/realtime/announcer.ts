@@ -76,6 +76,7 @@ export class Announcer {
     if (chatIds.length === 0) return;
     this.io
       .to(chatIds.map(chatRoom))
+      .except(userRoom(userId))
       .emit("presence", { user_id: userId, online });
   }
 }

@@ -7,7 +7,7 @@ import type {
   ClientToServerEvents,
   ServerToClientEvents,
 } from "../contract/events.js";
-import { chatRoom, userRoom } from "../contract/events.js";
+import { chatRoom, isChatRoom, userRoom } from "../contract/events.js";
 import { ReadEvent, SendEvent, TypingEvent } from "../contract/schemas.js";
 import type { Presence } from "../cluster/presence.js";
 import type { Chats } from "../domain/chats.js";
@@ -15,7 +15,7 @@ import type { Messages } from "../domain/messages.js";
 import type { Tokens } from "../domain/tokens.js";
 import { AppError, errorBody, notFound, toAppError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
-import type { Logger } from "../logger.js";
+import { type Logger, oncePer } from "../logger.js";
 import { Announcer, type ChatServer, type SocketData } from "./announcer.js";
 
 export interface SocketServerDeps {
@@ -95,6 +95,20 @@ export function createSocketServer(deps: SocketServerDeps): {
     onConnection(socket, deps, announcer);
   });
 
+  // Room changes published while Redis was away are lost: when it is
+  // back, put this node's sockets in the rooms the database says.
+  for (const client of deps.redis ? [deps.redis.pub, deps.redis.sub] : []) {
+    let lost = false;
+    client.on("close", () => {
+      lost = true;
+    });
+    client.on("ready", () => {
+      if (!lost) return;
+      lost = false;
+      void track(deps.log, "rooms", () => resyncRooms(io, deps.chats));
+    });
+  }
+
   const heartbeat = setInterval(
     () => void keepPresence(io, deps, announcer),
     Math.max(1_000, Math.floor(deps.presenceTtlMs / 3)),
@@ -158,6 +172,8 @@ function onConnection(
     });
   });
 
+  refuseUnknown(socket, log);
+
   on(socket, log, deps, "message:send", SendEvent, async (input, reply) => {
     const sent = await deps.messages.send(
       {
@@ -196,6 +212,30 @@ function onConnection(
   });
 }
 
+type AckFn = (answer: Ack<object>) => void;
+
+/** The payload, and the callback if the last argument is one. */
+function payloadAndAck(args: unknown[]): [unknown, AckFn | undefined] {
+  const last = args.at(-1);
+  if (typeof last !== "function") return [args[0], undefined];
+  return [args.length > 1 ? args[0] : undefined, last as AckFn];
+}
+
+const EVENTS = new Set<string>(["message:send", "message:read", "typing"]);
+
+/** Answers an event the server does not know, if it asked for an answer. */
+function refuseUnknown(socket: ChatSocket, log: Logger): void {
+  socket.onAny((event: string, ...args: unknown[]) => {
+    if (EVENTS.has(event)) return;
+    log.debug("unknown event", { event });
+    const [, ack] = payloadAndAck(args);
+    ack?.({
+      ok: false,
+      error: { code: "VALIDATION", message: `unknown event ${event}` },
+    });
+  });
+}
+
 interface Outcome<R> {
   reply: R;
   /** Broadcast, after the acknowledgement has gone. */
@@ -218,8 +258,9 @@ function on<S extends z.ZodType, R extends object>(
     replyNow: (answer: R) => void,
   ) => Promise<Outcome<R>>,
 ): void {
-  socket.on(event, (payload: unknown, ack: unknown) => {
-    if (typeof ack !== "function") {
+  socket.on(event, (...args: unknown[]) => {
+    const [payload, ack] = payloadAndAck(args);
+    if (!ack) {
       log.debug("event without acknowledgement dropped", { event });
       return;
     }
@@ -227,7 +268,7 @@ function on<S extends z.ZodType, R extends object>(
     const reply = (answer: Ack<R>) => {
       if (replied) return;
       replied = true;
-      (ack as (answer: Ack<R>) => void)(answer);
+      ack(answer);
     };
     deps.lifecycle
       .run(() =>
@@ -252,16 +293,34 @@ function on<S extends z.ZodType, R extends object>(
 }
 
 const pending = new Set<Promise<void>>();
+const warnGate = oncePer(10_000);
 
 /** Runs background work, logging instead of throwing; stop() awaits it. */
 function track(log: Logger, what: string, work: () => Promise<void>) {
   const running = work()
     .catch((error: unknown) => {
-      log.warn(`${what} update failed`, { error });
+      if (warnGate()) log.warn(`${what} update failed`, { error });
     })
     .finally(() => pending.delete(running));
   pending.add(running);
   return running;
+}
+
+/** Joins and leaves chat rooms so that they match the memberships. */
+async function resyncRooms(io: ChatServer, chats: Chats): Promise<void> {
+  const sockets = [...io.of("/").sockets.values()];
+  const userIds = [...new Set(sockets.map((s) => s.data.userId))];
+  const memberships = await chats.chatIdsOfUsers(userIds);
+  for (const socket of sockets) {
+    const rooms = (memberships.get(socket.data.userId) ?? []).map(chatRoom);
+    const wanted = new Set(rooms);
+    for (const room of socket.rooms) {
+      if (isChatRoom(room) && !wanted.has(room)) {
+        void socket.leave(room);
+      }
+    }
+    void socket.join(rooms);
+  }
 }
 
 /** Refreshes this node's sockets in presence and sweeps dead nodes' ones. */
