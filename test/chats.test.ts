@@ -181,6 +181,26 @@ describe("chats and members", () => {
         expect(res.body.error.message, JSON.stringify(body)).to.contain(field);
       }
     });
+
+    it("when an id in the body is not a JSON number (true, \"2\", [2]), the answer is 400 VALIDATION naming it and nothing is created", async () => {
+      const [alice, bob] = await people(2);
+      const cases: [unknown, string][] = [
+        [{ type: "private", user_id: true }, "user_id"],
+        [{ type: "private", user_id: String(bob!.id) }, "user_id"],
+        [{ type: "private", user_id: [bob!.id] }, "user_id"],
+        [{ type: "private", user_id: `${bob!.id}.0` }, "user_id"],
+        [{ type: "group", name: "g", member_ids: [String(bob!.id)] }, "member_ids"],
+        [{ type: "group", name: "g", member_ids: [[bob!.id]] }, "member_ids"],
+        [{ type: "group", name: "g", member_ids: [true] }, "member_ids"],
+      ];
+      for (const [body, field] of cases) {
+        const res = await alice!.api.post("/chats", body);
+        expectError(res, 400, "VALIDATION");
+        expect(res.body.error.message, JSON.stringify(body)).to.contain(field);
+      }
+      expect((await alice!.api.get("/chats")).body).to.deep.equal([]);
+      expect((await bob!.api.get("/chats")).body).to.deep.equal([]);
+    });
   });
 
   describe("groups", () => {
@@ -233,6 +253,16 @@ describe("chats and members", () => {
       });
       expect(longest.status).to.equal(201);
       expect((await m1!.api.get("/chats")).body).to.deep.equal([]);
+    });
+
+    it("when the group name is only zero-width or format characters, the answer is 400 VALIDATION naming name and no group is made", async () => {
+      const [owner] = await people(1);
+      for (const name of ["\u200b", "\u2060", "\ufeff", "\u200b \u2060\ufeff"]) {
+        const res = await owner!.api.post("/chats", { type: "group", name });
+        expectError(res, 400, "VALIDATION");
+        expect(res.body.error.message, escape(name)).to.contain("name");
+      }
+      expect((await owner!.api.get("/chats")).body).to.deep.equal([]);
     });
 
     it("when a listed member does not exist, the answer is 404 and no group is made", async () => {
@@ -363,6 +393,39 @@ describe("chats and members", () => {
       expectError(bad, 400, "VALIDATION");
       expect(bad.body.error.message).to.contain("chat_id");
     });
+
+    it("when an id in the path is not plain decimal (1e3, 0x10, %201, +1, 01, 11%20), the answer is 400 VALIDATION naming it", async () => {
+      const [alice, bob] = await people(2);
+      const chat = await alice!.api.post("/chats", {
+        type: "private",
+        user_id: bob!.id,
+      });
+      const id = chat.body.id as number;
+      const spellings = ["1e3", "0x10", "%201", "+1", "01", "11%20"];
+      spellings.push(`0${id}`, `+${id}`, `%20${id}`, `${id}%20`, `${id}e0`);
+      for (const bad of spellings) {
+        for (const [reply, field] of [
+          [await alice!.api.get(`/chats/${bad}`), "chat_id"],
+          [await alice!.api.get(`/history/${bad}`), "chat_id"],
+          [
+            await alice!.api.post(`/chats/${bad}/messages`, { text: "hi" }),
+            "chat_id",
+          ],
+          [
+            await alice!.api.post(`/chats/${bad}/read`, { seq: 1 }),
+            "chat_id",
+          ],
+          [
+            await alice!.api.delete(`/chats/${id}/members/${bad}`),
+            "user_id",
+          ],
+        ] as const) {
+          expectError(reply, 400, "VALIDATION");
+          expect(reply.body.error.message, bad).to.contain(field);
+        }
+      }
+      expect((await bob!.api.get(`/history/${id}`)).body).to.deep.equal([]);
+    });
   });
 
   describe("adding members", () => {
@@ -463,6 +526,58 @@ describe("chats and members", () => {
         user_id: MISSING_ID,
       });
       expectError(res, 404, "NOT_FOUND");
+    });
+
+    it("when the added user_id is not a JSON number (true, \"2\", [2]), the answer is 400 VALIDATION and nobody is added", async () => {
+      const [owner, other] = await people(2);
+      const chat = await group(owner!, []);
+      for (const user_id of [true, String(other!.id), [other!.id]]) {
+        const res = await owner!.api.post(`/chats/${chat.id}/members`, {
+          user_id,
+        });
+        expectError(res, 400, "VALIDATION");
+        expect(res.body.error.message, JSON.stringify(user_id)).to.contain(
+          "user_id",
+        );
+      }
+      expect((await other!.api.get("/chats")).body).to.deep.equal([]);
+    });
+
+    it("when someone joins or rejoins a group that has messages, they start with unread_count 0 and last_read_seq at the chat's last seq", async () => {
+      const [owner, newcomer] = await people(2);
+      const chat = await group(owner!, []);
+      const say = (text: string) =>
+        owner!.api.post(`/chats/${chat.id}/messages`, { text });
+      const startOf = async () => {
+        const view = (await newcomer!.api.get(`/chats/${chat.id}`)).body;
+        const me = view.members.find(
+          (m: { user_id: number }) => m.user_id === newcomer!.id,
+        );
+        return { unread: view.unread_count, marker: me.last_read_seq };
+      };
+      for (const text of ["one", "two", "three"]) await say(text);
+
+      const added = await owner!.api.post(`/chats/${chat.id}/members`, {
+        user_id: newcomer!.id,
+      });
+      expect(added.status).to.equal(200);
+      expect(await startOf()).to.deep.equal({ unread: 0, marker: 3 });
+      const listed = (await newcomer!.api.get("/chats")).body;
+      expect(listed[0].unread_count).to.equal(0);
+
+      const left = await newcomer!.api.delete(
+        `/chats/${chat.id}/members/${newcomer!.id}`,
+      );
+      expect(left.status).to.equal(204);
+      for (const text of ["four", "five"]) await say(text);
+      const readded = await owner!.api.post(`/chats/${chat.id}/members`, {
+        user_id: newcomer!.id,
+      });
+      expect(readded.status).to.equal(200);
+      expect(await startOf()).to.deep.equal({ unread: 0, marker: 5 });
+
+      await say("six");
+      expect(await startOf()).to.deep.equal({ unread: 1, marker: 5 });
     });
   });
 
@@ -594,6 +709,32 @@ describe("chats and members", () => {
       expect(
         (await bob!.api.get(`/chats/${chat.body.id}`)).body.members,
       ).to.have.length(2);
+    });
+
+    it("when the owner and their successor leave at the same moment, neither fails and the one left becomes owner", async () => {
+      for (let round = 0; round < 10; round++) {
+        const [owner, successor, last] = await people(3);
+        const chat = await group(owner!, [successor!]);
+        await settle(5);
+        const added = await owner!.api.post(`/chats/${chat.id}/members`, {
+          user_id: last!.id,
+        });
+        expect(added.status).to.equal(200);
+
+        const answers = await Promise.all(
+          [owner!, successor!].map((u) =>
+            u.api.delete(`/chats/${chat.id}/members/${u.id}`),
+          ),
+        );
+        for (const answer of answers) {
+          expect(answer.status, JSON.stringify(answer.body)).to.equal(204);
+        }
+        const after = await last!.api.get(`/chats/${chat.id}`);
+        expect(after.status).to.equal(200);
+        expect(roles(after.body), `round ${round}`).to.deep.equal({
+          [last!.id]: "owner",
+        });
+      }
     });
 
     it("when the owner removes someone who is not a member, the answer is 404", async () => {

@@ -13,7 +13,8 @@ const settings = z.object({
   NODE_ENV: z
     .enum(["development", "production", "test"])
     .default("development"),
-  HOST: z.string().min(1).default("0.0.0.0"),
+  /** Loopback by default: set 0.0.0.0 to serve other machines. */
+  HOST: z.string().min(1).default("127.0.0.1"),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   /** PostgreSQL URL; without it the node runs on embedded PGlite. */
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
@@ -57,6 +58,10 @@ const toolSchema = settings.pick({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** True when tokens are signed with the published development secret. */
+export const usesDevSecret = (config: Config): boolean =>
+  config.JWT_SECRET === DEV_JWT_SECRET;
 
 /** Raised when the environment holds a bad setting; names the variable. */
 export class ConfigError extends Error {}

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { ConfigError, loadConfig } from "./config.js";
+import { ConfigError, loadConfig, usesDevSecret } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startNode } from "./node.js";
 
@@ -32,6 +32,11 @@ log.info("listening", {
   database: config.DATABASE_URL ? "postgresql" : "embedded",
   rooms: config.REDIS_URL ? "redis" : "in-memory",
 });
+if (usesDevSecret(config)) {
+  log.warn(
+    "JWT_SECRET is the published development default: anyone can sign tokens; set your own before serving others",
+  );
+}
 if (!config.DATABASE_URL) {
   log.info(
     `embedded mode: PGlite database in ${config.PGLITE_DIR}, in-memory rooms; set DATABASE_URL and REDIS_URL to cluster`,

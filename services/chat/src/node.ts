@@ -54,8 +54,9 @@ async function openStores(config: Config, log: Logger) {
     onError: (error) =>
       log.warn("database connection error", { error: error.message }),
   });
+  // Through the driver, whose errors name the problem plainly.
   await withTimeout(
-    db.prisma.$queryRaw`SELECT 1`,
+    db.withSession((session) => session.query("SELECT 1")),
     STARTUP_CHECK_MS,
     "database check",
   );

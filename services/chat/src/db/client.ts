@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
@@ -64,9 +64,45 @@ function openPostgres(
   };
 }
 
+/** True while a process with this id runs. */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * PGlite is one process's database: two processes on one folder corrupt
+ * it. A lock file beside the folder, naming its process, keeps a second
+ * one out; a lock left by a process that died is taken over.
+ */
+function lockFolder(dir: string): () => void {
+  const lock = `${dir.replace(/[\\/]+$/, "")}.lock`;
+  try {
+    writeFileSync(lock, String(process.pid), { flag: "wx" });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    const owner = Number(readFileSync(lock, "utf8"));
+    if (owner !== process.pid && isRunning(owner)) {
+      throw new Error(
+        `the embedded database in ${dir} is in use by process ${owner}: stop it first, or set DATABASE_URL`,
+      );
+    }
+    writeFileSync(lock, String(process.pid));
+  }
+  return () => rmSync(lock, { force: true });
+}
+
 async function openPglite(dir: string): Promise<Database> {
   mkdirSync(dir, { recursive: true });
-  const lite = await PGlite.create(dir);
+  const unlock = lockFolder(dir);
+  const lite = await PGlite.create(dir).catch((error: unknown) => {
+    unlock();
+    throw error;
+  });
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(lite) });
   const session: SqlSession = {
     exec: async (script) => void (await lite.exec(script)),
@@ -80,6 +116,7 @@ async function openPglite(dir: string): Promise<Database> {
     async close() {
       await prisma.$disconnect();
       await lite.close();
+      unlock();
     },
   };
 }

@@ -52,6 +52,7 @@ const ERRORS: Record<number, string> = {
   400: "Invalid input (VALIDATION)",
   401: "Missing, bad or expired token (UNAUTHORIZED)",
   404: "Not found, or not a member (NOT_FOUND)",
+  413: "Body over 64 KiB (PAYLOAD_TOO_LARGE)",
 };
 
 function parse<T extends z.ZodType>(
@@ -134,6 +135,7 @@ export function route<
       ...Object.fromEntries(
         Object.entries(ERRORS)
           .filter(([status]) => auth || status !== "401")
+          .filter(([status]) => spec.body || status !== "413")
           .map(([status, description]) => [
             status,
             {

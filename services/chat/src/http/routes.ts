@@ -69,7 +69,10 @@ export function registerRoutes(
     auth: false,
     body: TokenBody,
     form: true,
-    responses: { 200: { description: "Bearer token", schema: TokenResponse } },
+    responses: {
+      200: { description: "Bearer token", schema: TokenResponse },
+      401: { description: "Unknown user or wrong password (UNAUTHORIZED)" },
+    },
     handle: async ({ body }) => {
       const userId = await users.authenticate(body.username, body.password);
       return {
