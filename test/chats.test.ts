@@ -182,14 +182,17 @@ describe("chats and members", () => {
       }
     });
 
-    it("when an id in the body is not a JSON number (true, \"2\", [2]), the answer is 400 VALIDATION naming it and nothing is created", async () => {
+    it('when an id in the body is not a JSON number (true, "2", [2]), the answer is 400 VALIDATION naming it and nothing is created', async () => {
       const [alice, bob] = await people(2);
       const cases: [unknown, string][] = [
         [{ type: "private", user_id: true }, "user_id"],
         [{ type: "private", user_id: String(bob!.id) }, "user_id"],
         [{ type: "private", user_id: [bob!.id] }, "user_id"],
         [{ type: "private", user_id: `${bob!.id}.0` }, "user_id"],
-        [{ type: "group", name: "g", member_ids: [String(bob!.id)] }, "member_ids"],
+        [
+          { type: "group", name: "g", member_ids: [String(bob!.id)] },
+          "member_ids",
+        ],
         [{ type: "group", name: "g", member_ids: [[bob!.id]] }, "member_ids"],
         [{ type: "group", name: "g", member_ids: [true] }, "member_ids"],
       ];
@@ -257,10 +260,15 @@ describe("chats and members", () => {
 
     it("when the group name is only zero-width or format characters, the answer is 400 VALIDATION naming name and no group is made", async () => {
       const [owner] = await people(1);
-      for (const name of ["\u200b", "\u2060", "\ufeff", "\u200b \u2060\ufeff"]) {
+      for (const name of [
+        "\u200b",
+        "\u2060",
+        "\ufeff",
+        "\u200b \u2060\ufeff",
+      ]) {
         const res = await owner!.api.post("/chats", { type: "group", name });
         expectError(res, 400, "VALIDATION");
-        expect(res.body.error.message, escape(name)).to.contain("name");
+        expect(res.body.error.message, JSON.stringify(name)).to.contain("name");
       }
       expect((await owner!.api.get("/chats")).body).to.deep.equal([]);
     });
@@ -411,14 +419,8 @@ describe("chats and members", () => {
             await alice!.api.post(`/chats/${bad}/messages`, { text: "hi" }),
             "chat_id",
           ],
-          [
-            await alice!.api.post(`/chats/${bad}/read`, { seq: 1 }),
-            "chat_id",
-          ],
-          [
-            await alice!.api.delete(`/chats/${id}/members/${bad}`),
-            "user_id",
-          ],
+          [await alice!.api.post(`/chats/${bad}/read`, { seq: 1 }), "chat_id"],
+          [await alice!.api.delete(`/chats/${id}/members/${bad}`), "user_id"],
         ] as const) {
           expectError(reply, 400, "VALIDATION");
           expect(reply.body.error.message, bad).to.contain(field);
@@ -528,7 +530,7 @@ describe("chats and members", () => {
       expectError(res, 404, "NOT_FOUND");
     });
 
-    it("when the added user_id is not a JSON number (true, \"2\", [2]), the answer is 400 VALIDATION and nobody is added", async () => {
+    it('when the added user_id is not a JSON number (true, "2", [2]), the answer is 400 VALIDATION and nobody is added', async () => {
       const [owner, other] = await people(2);
       const chat = await group(owner!, []);
       for (const user_id of [true, String(other!.id), [other!.id]]) {

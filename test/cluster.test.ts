@@ -397,6 +397,62 @@ describe("a cluster of three nodes behind nginx", function () {
     for (let i = 0; i < NODES; i++) expect(cluster.isRunning(i)).to.equal(true);
   });
 
+  it("when members are removed and added while Redis is down, the rooms follow the database once it is back", async () => {
+    const [owner, stays, removed, added] = await users(4);
+    const chatId = await groupChat(owner!, [stays!, removed!]);
+    const o = await connectOn(owner!, 0);
+    const s = await connectOn(stays!, 1);
+    const c = await connectOn(removed!, 1);
+    const d = await connectOn(added!, 2);
+    await send(o, chatId, "before");
+    await expectEachOnce([o, s, c], chatId, [1]);
+
+    const ownerOnNode0 = new Api(cluster.nodeUrls[0]!, owner!.token);
+    try {
+      await cluster.stopRedis("SIGKILL");
+      const gone = await ownerOnNode0.delete(
+        `/chats/${chatId}/members/${removed!.id}`,
+      );
+      expect(gone.status, JSON.stringify(gone.body)).to.equal(204);
+      const joined = await ownerOnNode0.post(`/chats/${chatId}/members`, {
+        user_id: added!.id,
+      });
+      expect(joined.status, JSON.stringify(joined.body)).to.equal(200);
+    } finally {
+      await cluster.startRedis();
+    }
+    for (const url of cluster.nodeUrls) {
+      await cluster.waitReady(url, { path: "/readyz", timeoutMs: 15_000 });
+    }
+    await settle(2_000);
+
+    // Until every node's subscriber is back, a message may stay on its
+    // own node: send until one reaches both node 1 and node 2.
+    const heard = async (seq: number) =>
+      (await arrives(d, chatId, seq, 1_000)) &&
+      (await arrives(s, chatId, seq, 1_000));
+    const deadline = Date.now() + 10_000;
+    while (!(await heard(await send(o, chatId, "after")))) {
+      if (Date.now() > deadline) {
+        expect.fail(
+          `10 s after Redis came back, the added member had heard ` +
+            `[${seqsSeen(d, chatId).join()}] and the one who stayed ` +
+            `[${seqsSeen(s, chatId).join()}]`,
+        );
+      }
+    }
+    await settle();
+    expect(seqsSeen(c, chatId)).to.deep.equal([1]);
+    const typing = await c.ask("typing", { chat_id: chatId, typing: true });
+    expect(typing.ok, JSON.stringify(typing)).to.equal(false);
+    expect(typing.error.code).to.equal("NOT_FOUND");
+    const refused = await c.ask("message:send", {
+      chat_id: chatId,
+      text: "still here?",
+    });
+    expect(refused.ok).to.equal(false);
+  });
+
   it("when a node gets SIGTERM, it drains within 10 s, a send in flight is stored once and its clients carry on from another node", async () => {
     const [alice, bob] = await users(2);
     const chatId = await privateChat(alice!, bob!);

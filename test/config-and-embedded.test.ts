@@ -15,6 +15,7 @@ import {
   settle,
   type TestUser,
 } from "./support/clients.js";
+import { createTestDatabase, type TestDatabase } from "./support/db.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MAIN = path.join(REPO_ROOT, "services/chat/dist/main.js");
@@ -49,6 +50,8 @@ class NodeProcess {
     signal: NodeJS.Signals | null;
   }>;
   output = "";
+  /** What the node wrote to stdout alone. */
+  stdout = "";
 
   constructor(env: Record<string, string>) {
     this.child = spawn(process.execPath, [MAIN], {
@@ -60,6 +63,7 @@ class NodeProcess {
       stream.setEncoding("utf8");
       stream.on("data", (chunk: string) => (this.output += chunk));
     }
+    this.child.stdout!.on("data", (chunk: string) => (this.stdout += chunk));
     this.exited = new Promise((resolve) => {
       this.child.once("exit", (code, signal) => resolve({ code, signal }));
     });
@@ -333,5 +337,119 @@ describe("embedded mode, end to end", () => {
     const stopped = await second.terminate();
     expect(stopped.code, second.output).to.equal(0);
     expect(stopped.elapsedMs).to.be.below(10_000);
+  });
+});
+
+describe("logs of a node process", () => {
+  const SECRET_PASSWORD = "hunter2-never-in-logs";
+  const FORM = { "content-type": "application/x-www-form-urlencoded" };
+  let db: TestDatabase;
+  let node: NodeProcess | undefined;
+  let url: string;
+
+  before(async () => {
+    expect(existsSync(MAIN), "build first: npx tsc -b services/chat").to.equal(
+      true,
+    );
+    db = await createTestDatabase();
+    url = `http://127.0.0.1:${await freePort()}`;
+  });
+  after(async () => {
+    if (node?.running) {
+      node.child.kill("SIGKILL");
+      await node.exited;
+    }
+    await db?.drop();
+  });
+
+  /** A form of `count` fields, the password among them. */
+  function crowdedForm(fields: Record<string, string>, count: number) {
+    const body = new URLSearchParams(fields);
+    for (let i = body.size; i < count; i++) body.append(`f${i}`, "x");
+    return body.toString();
+  }
+
+  it("when requests that carry a password fail or succeed at debug level, stdout holds no password and every line is JSON with level, timestamp and node", async function () {
+    this.timeout(30_000);
+    node = new NodeProcess({
+      HOST: "127.0.0.1",
+      PORT: new URL(url).port,
+      DATABASE_URL: db.url,
+      MIGRATE_ON_START: "false",
+      PASSWORD_HASH_COST: "10",
+      LOG_LEVEL: "debug",
+      NODE_ID: "log-node",
+    });
+    await node.waitHealthy(url);
+    const api = new Api(url);
+    const name = `log_${Date.now()}`;
+    const person = {
+      name,
+      email: `${name}@example.test`,
+      password: SECRET_PASSWORD,
+    };
+    const login = { username: name, password: SECRET_PASSWORD };
+
+    const failures = [
+      await api.request<any>("POST", "/token", crowdedForm(login, 1001), FORM),
+      await api.request<any>("POST", "/users", crowdedForm(person, 1001), FORM),
+      await api.request<any>(
+        "POST",
+        "/users",
+        new URLSearchParams({ ...person, email: "not-an-email" }).toString(),
+        FORM,
+      ),
+      await api.request<any>("POST", "/users", JSON.stringify(person), {
+        "content-type": "application/json; charset=latin1",
+      }),
+      await api.request<any>("POST", "/users", JSON.stringify(person), {
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+      }),
+      await api.request<any>("POST", "/token", `${JSON.stringify(login)}}`, {
+        "content-type": "application/json",
+      }),
+    ];
+    const registered = await api.request<any>(
+      "POST",
+      "/users",
+      new URLSearchParams(person).toString(),
+      FORM,
+    );
+    expect(registered.status, JSON.stringify(registered.body)).to.equal(201);
+    const loggedIn = await api.request<any>(
+      "POST",
+      "/token",
+      new URLSearchParams(login).toString(),
+      FORM,
+    );
+    expect(loggedIn.status).to.equal(200);
+    const wrong = await api.post("/token", { ...login, password: "nope" });
+    expect(wrong.status).to.equal(401);
+    const token = loggedIn.body.access_token as string;
+    expect((await api.as(token).get("/users/me")).status).to.equal(200);
+
+    const stopped = await node.terminate();
+    expect(stopped.code, node.output).to.equal(0);
+    expect(node.output).not.to.contain(SECRET_PASSWORD);
+    expect(node.output).not.to.contain(token);
+    const lines = node.stdout.split("\n").filter((line) => line.trim());
+    expect(lines.length).to.be.above(5);
+    for (const line of lines) {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        expect.fail(`not a JSON log line: ${line}`);
+      }
+      expect(entry, line).to.include.keys("level", "timestamp", "node");
+      expect(entry.node, line).to.equal("log-node");
+    }
+    expect(lines.some((line) => line.includes('"level":"debug"'))).to.equal(
+      true,
+    );
+    for (const reply of failures) {
+      expect(reply.status, JSON.stringify(reply.body)).to.be.within(400, 499);
+    }
   });
 });

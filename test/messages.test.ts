@@ -229,6 +229,74 @@ describe("messages, history and read status", () => {
       expect(ack.ok).to.equal(false);
       expect(ack.error.code).to.equal("VALIDATION");
     });
+    it("when the text or client_id holds a lone UTF-16 surrogate, REST and the socket answer 400 VALIDATION naming it and nothing is stored", async () => {
+      const [alice, bob, chatId] = await pair();
+      const [a1, b1] = await Promise.all([
+        devices.connect(ctx.node.url, alice.token),
+        devices.connect(ctx.node.url, bob.token),
+      ]);
+      const cases: [{ text: string; client_id?: string }, string][] = [
+        [{ text: "k\ud800" }, "text"],
+        [{ text: "\udc00 trailing half first" }, "text"],
+        [{ text: "pair reversed \udc00\ud800" }, "text"],
+        [{ text: "ok", client_id: "k\ud800" }, "client_id"],
+        [{ text: "ok", client_id: "\udfffk" }, "client_id"],
+      ];
+      for (const [body, field] of cases) {
+        const res = await alice.api.post(`/chats/${chatId}/messages`, body);
+        expectError(res, 400, "VALIDATION");
+        expect(res.body.error.message, JSON.stringify(body)).to.contain(field);
+        const ack = await a1.ask("message:send", { chat_id: chatId, ...body });
+        expect(ack.ok, JSON.stringify(body)).to.equal(false);
+        expect(ack.error.code).to.equal("VALIDATION");
+        expect(ack.error.message).to.contain(field);
+      }
+      await settle();
+      expect(b1.received("message:new")).to.have.length(0);
+      expect((await bob.api.get(`/history/${chatId}`)).body).to.deep.equal([]);
+
+      const paired = await send(alice, chatId, "a whole pair \ud83d\ude00");
+      expect(paired.status).to.equal(201);
+      expect(paired.body.text).to.equal("a whole pair 😀");
+    });
+
+    it("when two client_ids differ only by a lone surrogate, neither is taken for the other or for U+FFFD", async () => {
+      const [alice, bob, chatId] = await pair();
+      const replaced = await send(alice, chatId, "replacement", "k\ufffd");
+      expect(replaced.status).to.equal(201);
+      for (const clientId of ["k\ud800", "k\udbff", "k\udc00"]) {
+        const res = await send(alice, chatId, "lone half", clientId);
+        expectError(res, 400, "VALIDATION");
+        expect(res.body.error.message).to.contain("client_id");
+      }
+      const history = await bob.api.get<Msg[]>(`/history/${chatId}`);
+      expect(history.body.map((m) => [m.text, m.client_id])).to.deep.equal([
+        ["replacement", "k\ufffd"],
+      ]);
+    });
+
+    it("when the text is only zero-width spaces or format characters, REST and the socket answer 400 naming text and nothing is stored", async () => {
+      const [alice, bob, chatId] = await pair();
+      const a1 = await devices.connect(ctx.node.url, alice.token);
+      for (const text of [
+        "\u200b",
+        "\u2060",
+        "\ufeff",
+        "\u200b\u2060\ufeff",
+        " \u200b\n\u2060 ",
+      ]) {
+        const res = await send(alice, chatId, text);
+        expectError(res, 400, "VALIDATION");
+        expect(res.body.error.message, JSON.stringify(text)).to.contain("text");
+        const ack = await a1.ask("message:send", { chat_id: chatId, text });
+        expect(ack.ok, JSON.stringify(text)).to.equal(false);
+        expect(ack.error.code).to.equal("VALIDATION");
+        expect(ack.error.message).to.contain("text");
+      }
+      expect((await bob.api.get(`/history/${chatId}`)).body).to.deep.equal([]);
+      const visible = await send(alice, chatId, "\u200bhi\u2060");
+      expect(visible.status).to.equal(201);
+    });
   });
 
   describe("outsiders", () => {
@@ -336,6 +404,20 @@ describe("messages, history and read status", () => {
         expectError(res, 400, "VALIDATION");
         expect(res.body.error.message).to.contain("limit");
       }
+    });
+
+    it("when limit is not plain decimal (1e1, 0x10, +5, 05), the answer is 400 naming limit, and an empty limit takes the default", async () => {
+      for (const limit of ["1e1", "0x10", "%2B5", "05", "5.0", "%205"]) {
+        const res = await history(`?limit=${limit}`);
+        expectError(res, 400, "VALIDATION");
+        expect(res.body.error.message, limit).to.contain("limit");
+      }
+      for (const query of ["?after=1e1", "?before=0x10", "?offset=01"]) {
+        const res = await history(query);
+        expectError(res, 400, "VALIDATION");
+      }
+      expect(seqs(await history("?limit="))).to.deep.equal(range(1, 50));
+      expect(seqs(await history("?limit=&after=55"))).to.deep.equal([56, 57]);
     });
 
     it("when offset, after and before are combined, the answer is 400 VALIDATION", async () => {

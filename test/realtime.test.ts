@@ -4,6 +4,7 @@ import {
   newUsers,
   settle,
   type TestUser,
+  WAIT_MS,
 } from "./support/clients.js";
 import { useTestNode } from "./support/node.js";
 
@@ -316,6 +317,114 @@ describe("Socket.IO on one node", () => {
     const history = await alice!.api.get(`/history/${chatId}`);
     expect(history.body).to.have.length(0);
     expect(a1.socket.connected).to.equal(true);
+  });
+
+  it('when a chat_id is not a JSON number ("17", true, [17]), every event\'s ack says VALIDATION naming chat_id and nothing happens', async () => {
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
+    const chatId = await privateChat(alice!, bob!);
+    const [a1, b1] = await Promise.all([
+      devices.connect(ctx.node.url, alice!.token),
+      devices.connect(ctx.node.url, bob!.token),
+    ]);
+    for (const chat_id of [String(chatId), true, [chatId], `${chatId}.0`]) {
+      const label = JSON.stringify(chat_id);
+      for (const [event, payload] of [
+        ["message:send", { chat_id, text: "coerced?" }],
+        ["message:read", { chat_id, seq: 1 }],
+        ["typing", { chat_id, typing: true }],
+      ] as const) {
+        const ack = await a1.ask(event, payload as never);
+        expect(ack.ok, `${event} ${label}`).to.equal(false);
+        expect(ack.error.code).to.equal("VALIDATION");
+        expect(ack.error.message).to.contain("chat_id");
+      }
+    }
+    await settle();
+    expect(b1.events).to.deep.equal([]);
+    const history = await bob!.api.get(`/history/${chatId}`);
+    expect(history.body).to.deep.equal([]);
+  });
+
+  it("when an event comes with only a callback and no payload, the ack says VALIDATION and the socket stays connected", async () => {
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
+    const chatId = await privateChat(alice!, bob!);
+    const a1 = await devices.connect(ctx.node.url, alice!.token);
+    const socket = a1.socket.timeout(WAIT_MS) as any;
+    for (const event of ["message:send", "message:read", "typing"]) {
+      const ack = await socket.emitWithAck(event);
+      expect(ack.ok, event).to.equal(false);
+      expect(ack.error.code).to.equal("VALIDATION");
+    }
+    expect(a1.socket.connected).to.equal(true);
+    const sent = await a1.ask("message:send", { chat_id: chatId, text: "ok" });
+    expect(sent.ok).to.equal(true);
+    const history = await bob!.api.get(`/history/${chatId}`);
+    expect(history.body.map((m: { text: string }) => m.text)).to.deep.equal([
+      "ok",
+    ]);
+  });
+
+  it("when message:send carries an extra argument before the callback, it is still stored and answered", async () => {
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
+    const chatId = await privateChat(alice!, bob!);
+    const [a1, b1] = await Promise.all([
+      devices.connect(ctx.node.url, alice!.token),
+      devices.connect(ctx.node.url, bob!.token),
+    ]);
+    const socket = a1.socket.timeout(WAIT_MS) as any;
+    const ack = await socket.emitWithAck(
+      "message:send",
+      { chat_id: chatId, text: "with extra" },
+      "extra",
+    );
+    expect(ack.ok, JSON.stringify(ack)).to.equal(true);
+    expect(ack.message).to.include({ seq: 1, text: "with extra" });
+    const [heard] = await b1.waitFor("message:new");
+    expect(heard).to.deep.equal(ack.message);
+  });
+
+  it("when an unknown event asks for an answer, the ack says VALIDATION naming the event and the socket stays connected", async () => {
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
+    const chatId = await privateChat(alice!, bob!);
+    const a1 = await devices.connect(ctx.node.url, alice!.token);
+    const socket = a1.socket.timeout(WAIT_MS) as any;
+    for (const args of [[], [{ chat_id: chatId }], ["a", 1, null]]) {
+      const ack = await socket.emitWithAck("message:delete", ...args);
+      expect(ack.ok).to.equal(false);
+      expect(ack.error.code).to.equal("VALIDATION");
+      expect(ack.error.message).to.contain("message:delete");
+    }
+    (a1.socket as any).emit("no:answer:wanted", { chat_id: chatId });
+    expect(a1.socket.connected).to.equal(true);
+    const sent = await a1.ask("message:send", {
+      chat_id: chatId,
+      text: "still talking",
+    });
+    expect(sent.ok).to.equal(true);
+  });
+
+  it("when a user connects and closes a second device, their own devices get no presence of them while the other member does", async () => {
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
+    await privateChat(alice!, bob!);
+    const isAlice = (p: { user_id: number }) => p.user_id === alice!.id;
+    const watcher = await devices.connect(ctx.node.url, bob!.token);
+    const a1 = await devices.connect(ctx.node.url, alice!.token);
+    await watcher.waitFor("presence", (p) => isAlice(p) && p.online);
+
+    const a2 = await devices.connect(ctx.node.url, alice!.token);
+    await settle();
+    a2.close();
+    await settle();
+    expect(a1.received("presence", isAlice)).to.deep.equal([]);
+    expect(a2.received("presence", isAlice)).to.deep.equal([]);
+
+    expect(watcher.received("presence", isAlice)).to.deep.equal([
+      { user_id: alice!.id, online: true },
+    ]);
+
+    // The same devices do hear other people come and go.
+    watcher.close();
+    await a1.waitFor("presence", (p) => p.user_id === bob!.id && !p.online);
   });
 
   it("when the handshake has no token or a bad one, connect_error says unauthorized", async () => {

@@ -89,6 +89,17 @@ describe("service endpoints", () => {
     ]);
   });
 
+  it("when asked /openapi.json, the document lists /healthz and /readyz", async () => {
+    const doc = (await new Api(node.url).get("/openapi.json")).body;
+    for (const path of ["/healthz", "/readyz"]) {
+      const operation = doc.paths?.[path]?.get;
+      expect(operation, path).to.be.an("object");
+      expect(operation.responses, path).to.have.property("200");
+      expect(JSON.stringify(operation.security ?? [])).not.to.contain("bearer");
+    }
+    expect(doc.paths["/readyz"].get.responses).to.have.property("503");
+  });
+
   it("when asked /docs/, the node serves the Swagger UI page", async () => {
     for (const path of ["/docs/", "/docs"]) {
       const res = await fetch(node.url + path, {
@@ -148,6 +159,102 @@ describe("service endpoints", () => {
     for (const [label, headers] of replies) {
       expect(headers.get("x-node-id"), label).to.equal("test-node");
     }
+  });
+
+  describe("CORS", () => {
+    const ORIGIN = "http://a.test";
+
+    /** A browser's CORS preflight; its body, if any, is not JSON. */
+    async function preflight(url: string, origin: string, path = "/chats") {
+      const res = await fetch(url + path, {
+        method: "OPTIONS",
+        headers: {
+          origin,
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "authorization, content-type",
+        },
+        signal: AbortSignal.timeout(5_000),
+      });
+      await res.text();
+      return res;
+    }
+
+    it("when a browser on another origin sends a preflight, the answer is 204 allowing that origin, the methods and the headers", async () => {
+      for (const path of ["/chats", "/token", "/history/1", "/nowhere"]) {
+        const res = await preflight(node.url, ORIGIN, path);
+        expect(res.status, path).to.equal(204);
+        const allow = (name: string) => res.headers.get(name) ?? "";
+        expect(allow("access-control-allow-origin")).to.be.oneOf([ORIGIN, "*"]);
+        for (const method of ["GET", "POST", "DELETE"]) {
+          expect(allow("access-control-allow-methods")).to.contain(method);
+        }
+        for (const header of ["authorization", "content-type"]) {
+          expect(
+            allow("access-control-allow-headers").toLowerCase(),
+          ).to.contain(header);
+        }
+      }
+    });
+
+    it("when a browser on another origin sends a GET or a failing POST, the answer allows that origin", async () => {
+      const replies = [
+        await alice.api.request<any>("GET", "/chats", undefined, {
+          origin: ORIGIN,
+        }),
+        await new Api(node.url).request<any>(
+          "POST",
+          "/users",
+          {},
+          {
+            origin: ORIGIN,
+          },
+        ),
+      ];
+      expect(replies.map((r) => r.status)).to.deep.equal([200, 400]);
+      for (const reply of replies) {
+        expect(reply.headers.get("access-control-allow-origin")).to.be.oneOf([
+          ORIGIN,
+          "*",
+        ]);
+      }
+    });
+
+    it("when CORS_ORIGIN names one origin, a request from another gets no Access-Control-Allow-Origin", async () => {
+      const strict = await startTestNode(db.url, { CORS_ORIGIN: ORIGIN });
+      try {
+        const other = "http://b.test";
+        const refused = [
+          await preflight(strict.url, other),
+          await new Api(strict.url, alice.token).request<any>(
+            "GET",
+            "/chats",
+            undefined,
+            { origin: other },
+          ),
+        ];
+        for (const reply of refused) {
+          expect(reply.headers.get("access-control-allow-origin")).to.equal(
+            null,
+          );
+        }
+        const allowed = await new Api(strict.url, alice.token).request<any>(
+          "GET",
+          "/chats",
+          undefined,
+          { origin: ORIGIN },
+        );
+        expect(allowed.status).to.equal(200);
+        expect(allowed.headers.get("access-control-allow-origin")).to.equal(
+          ORIGIN,
+        );
+        const allowedPreflight = await preflight(strict.url, ORIGIN);
+        expect(
+          allowedPreflight.headers.get("access-control-allow-origin"),
+        ).to.equal(ORIGIN);
+      } finally {
+        await strict.stop();
+      }
+    });
   });
 
   it("when requests fail in any way, no error body carries a stack trace or internals", async () => {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { expect } from "chai";
 import jwt from "jsonwebtoken";
 import type { ChatNode } from "../services/chat/src/node.js";
-import { Api, newUser, type Reply } from "./support/clients.js";
+import { Api, connect, newUser, type Reply } from "./support/clients.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 import { startTestNode } from "./support/node.js";
 
@@ -154,6 +154,58 @@ describe("users and tokens", () => {
       expectError(res, 413, "PAYLOAD_TOO_LARGE");
     });
 
+    it("when the name is only zero-width or format characters, the answer is 400 VALIDATION naming name and nothing is stored", async () => {
+      for (const name of [
+        "\u200b",
+        "\u2060",
+        "\ufeff",
+        "\u200b\u2060 \ufeff",
+      ]) {
+        const res = await api.post("/users", { ...fresh(), name });
+        expectError(res, 400, "VALIDATION");
+        expect(res.body.error.message, JSON.stringify(name)).to.contain("name");
+        const login = await api.post("/token", {
+          username: name,
+          password: PASSWORD,
+        });
+        expectError(login, 401, "UNAUTHORIZED");
+      }
+    });
+
+    it("when the JSON body declares a charset other than UTF-8, the answer is 415 or 400 in the error shape, not a server failure", async () => {
+      const res = await api.request<any>(
+        "POST",
+        "/users",
+        JSON.stringify(fresh()),
+        { "content-type": "application/json; charset=latin1" },
+      );
+      expect(res.status, JSON.stringify(res.body)).to.be.oneOf([400, 415]);
+      expect(res.body).to.have.keys("error");
+      expect(res.body.error.message).to.be.a("string").with.length.above(0);
+    });
+
+    it("when the body says gzip but is not gzip, the answer is 400 in the error shape, not a server failure", async () => {
+      const person = fresh();
+      for (const encoding of ["gzip", "deflate"]) {
+        const res = await api.request<any>(
+          "POST",
+          "/users",
+          JSON.stringify(person),
+          {
+            "content-type": "application/json",
+            "content-encoding": encoding,
+          },
+        );
+        expect(res.status, JSON.stringify(res.body)).to.be.within(400, 499);
+        expect(res.body).to.have.keys("error");
+      }
+      const login = await api.post("/token", {
+        username: person.name,
+        password: PASSWORD,
+      });
+      expectError(login, 401, "UNAUTHORIZED");
+    });
+
     it("when a name contains @, the person can still log in by name (or the name is refused)", async () => {
       const person = fresh();
       const name = `at@${person.name}`;
@@ -266,6 +318,38 @@ describe("users and tokens", () => {
         413,
         "PAYLOAD_TOO_LARGE",
       );
+    });
+
+    it("when a form has more than 1000 fields, the answer is 413 PAYLOAD_TOO_LARGE; 1000 fields are read", async () => {
+      const fields = (count: number) => {
+        const body = new URLSearchParams({
+          username: person.name,
+          password: PASSWORD,
+        });
+        for (let i = 2; i < count; i++) body.append(`f${i}`, "x");
+        return body.toString();
+      };
+      const tooMany = await api.request<any>(
+        "POST",
+        "/token",
+        fields(1001),
+        FORM,
+      );
+      expectError(tooMany, 413, "PAYLOAD_TOO_LARGE");
+      const register = await api.request<any>(
+        "POST",
+        "/users",
+        `${form(fresh())}&${fields(1001)}`,
+        FORM,
+      );
+      expectError(register, 413, "PAYLOAD_TOO_LARGE");
+      const enough = await api.request<any>(
+        "POST",
+        "/token",
+        fields(1000),
+        FORM,
+      );
+      expect(await whoIs(enough)).to.equal(id);
     });
 
     it("when the user is unknown or the password wrong, the answer is 401 with one message", async () => {
@@ -392,6 +476,37 @@ describe("users and tokens", () => {
       expectError(await client.get("/users/me"), 401, "UNAUTHORIZED");
     });
 
+    it("when a correctly signed token's subject is not a plain decimal user id, REST answers 401 and the socket handshake says unauthorized", async () => {
+      const me = await loggedIn();
+      const subjects = ["2147483648", "1e0", "01", `0${me.id}`, `${me.id}e0`];
+      subjects.push(`${me.id}.0`, ` ${me.id}`, "0x1", "-1", "0");
+      for (const subject of subjects) {
+        const token = jwt.sign({}, JWT_SECRET, {
+          algorithm: "HS256",
+          subject,
+          expiresIn: 600,
+        });
+        const res = await new Api(node.url, token).get("/users/me");
+        expectError(res, 401, "UNAUTHORIZED");
+        const refused = await connect(node.url, token).then(
+          (device) => {
+            device.close();
+            return `connected with subject ${subject}`;
+          },
+          (error: Error) => error.message,
+        );
+        expect(refused, subject).to.equal("unauthorized");
+      }
+      const own = jwt.sign({}, JWT_SECRET, {
+        algorithm: "HS256",
+        subject: String(me.id),
+        expiresIn: 600,
+      });
+      expect((await new Api(node.url, own).get("/users/me")).status).to.equal(
+        200,
+      );
+    });
+
     it("when the header uses another scheme, the answer is 401", async () => {
       const me = await loggedIn();
       const res = await api.request<any>("GET", "/users/me", undefined, {
@@ -471,6 +586,19 @@ describe("users and tokens", () => {
         expectError(res, 400, "VALIDATION");
         expect(res.body.error.message).to.contain("limit");
       }
+    });
+
+    it("when the limit is not plain decimal (1e1, 0x10, 05), the answer is 400 naming limit; an empty limit takes the default", async () => {
+      for (const limit of ["1e1", "0x10", "05", "2.0", "%202"]) {
+        const res = await searcher.api.get(
+          `/users?q=srch${tag}&limit=${limit}`,
+        );
+        expectError(res, 400, "VALIDATION");
+        expect(res.body.error.message, limit).to.contain("limit");
+      }
+      const empty = await searcher.api.get(`/users?q=srch${tag}&limit=`);
+      expect(empty.status).to.equal(200);
+      expect(empty.body).to.have.length(3);
     });
 
     it("when the prefix holds a NUL, the answer is a client error, not a server failure", async () => {

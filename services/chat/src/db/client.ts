@@ -89,6 +89,7 @@ function lockFolder(dir: string): () => void {
     if (owner !== process.pid && isRunning(owner)) {
       throw new Error(
         `the embedded database in ${dir} is in use by process ${owner}: stop it first, or set DATABASE_URL`,
+        { cause: error },
       );
     }
     writeFileSync(lock, String(process.pid));

@@ -13,6 +13,8 @@ export interface SocketData {
   userId: number;
   /** Token expiry, in milliseconds since the epoch. */
   expiresAt: number;
+  /** This socket made its user online: announce it once connected. */
+  cameOnline: boolean;
 }
 
 export type ChatServer = Server<

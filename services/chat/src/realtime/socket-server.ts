@@ -52,9 +52,9 @@ function handshakeToken(socket: ChatSocket): string | undefined {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * The Socket.IO endpoint, to attach to the HTTP server: authenticates the handshake, puts each socket in
- * the rooms of its user and chats before `connect` fires, and turns client
- * events into domain calls.
+ * The Socket.IO endpoint, to attach to the HTTP server: authenticates the
+ * handshake, puts each socket in the rooms of its user and chats before
+ * `connect` fires, and turns client events into domain calls.
  */
 export function createSocketServer(deps: SocketServerDeps): {
   io: ChatServer;
@@ -73,6 +73,7 @@ export function createSocketServer(deps: SocketServerDeps): {
     }),
   });
   const announcer = new Announcer(io, deps.chats);
+  const background = new Background();
 
   io.use((socket, next) => {
     authenticate(socket, deps).then(
@@ -92,7 +93,7 @@ export function createSocketServer(deps: SocketServerDeps): {
   });
 
   io.on("connection", (socket) => {
-    onConnection(socket, deps, announcer);
+    onConnection(socket, deps, announcer, background);
   });
 
   // Room changes published while Redis was away are lost: when it is
@@ -105,12 +106,12 @@ export function createSocketServer(deps: SocketServerDeps): {
     client.on("ready", () => {
       if (!lost) return;
       lost = false;
-      void track(deps.log, "rooms", () => resyncRooms(io, deps.chats));
+      void background.run(deps.log, "rooms", () => resyncRooms(io, deps.chats));
     });
   }
 
   const heartbeat = setInterval(
-    () => void keepPresence(io, deps, announcer),
+    () => void keepPresence(io, deps, announcer, background),
     Math.max(1_000, Math.floor(deps.presenceTtlMs / 3)),
   );
   heartbeat.unref();
@@ -121,7 +122,7 @@ export function createSocketServer(deps: SocketServerDeps): {
     /** Stops the heartbeat and waits for pending presence updates. */
     async stop() {
       clearInterval(heartbeat);
-      await Promise.allSettled([...pending]);
+      await background.settled();
     },
   };
 }
@@ -140,12 +141,21 @@ async function authenticate(socket: ChatSocket, deps: SocketServerDeps) {
   await socket.join(userRoom(identity.userId));
   const chatIds = await deps.chats.chatIdsOf(identity.userId);
   await socket.join(chatIds.map(chatRoom));
+  // Counted online before `connect` fires, so that another device of the
+  // user leaving right after never sees the user offline in between.
+  socket.data.cameOnline = await deps.presence
+    .connect(identity.userId, socket.id)
+    .catch((error: unknown) => {
+      deps.log.warn("presence update failed", { error });
+      return false;
+    });
 }
 
 function onConnection(
   socket: ChatSocket,
   deps: SocketServerDeps,
   announcer: Announcer,
+  background: Background,
 ): void {
   const { userId, expiresAt } = socket.data;
   const log = deps.log.child({ socket: socket.id, user: userId });
@@ -156,16 +166,16 @@ function onConnection(
     Math.min(Math.max(0, expiresAt - Date.now()), MAX_TIMER_MS),
   );
 
-  void track(log, "presence", async () => {
-    if (await deps.presence.connect(userId, socket.id)) {
-      await announcer.presence(userId, true);
-    }
-  });
+  if (socket.data.cameOnline) {
+    void background.run(log, "presence", () =>
+      announcer.presence(userId, true),
+    );
+  }
 
   socket.on("disconnect", (reason) => {
     clearTimeout(expiry);
     log.info("socket disconnected", { reason });
-    void track(log, "presence", async () => {
+    void background.run(log, "presence", async () => {
       if (await deps.presence.disconnect(userId, socket.id)) {
         await announcer.presence(userId, false);
       }
@@ -292,18 +302,27 @@ function on<S extends z.ZodType, R extends object>(
   });
 }
 
-const pending = new Set<Promise<void>>();
-const warnGate = oncePer(10_000);
+/**
+ * Work a node does on its own (presence, room repair): failures are
+ * logged, at most every 10 s, and never thrown; stopping waits for it.
+ */
+class Background {
+  private readonly pending = new Set<Promise<void>>();
+  private readonly warn = oncePer(10_000);
 
-/** Runs background work, logging instead of throwing; stop() awaits it. */
-function track(log: Logger, what: string, work: () => Promise<void>) {
-  const running = work()
-    .catch((error: unknown) => {
-      if (warnGate()) log.warn(`${what} update failed`, { error });
-    })
-    .finally(() => pending.delete(running));
-  pending.add(running);
-  return running;
+  run(log: Logger, what: string, work: () => Promise<void>): Promise<void> {
+    const running = work()
+      .catch((error: unknown) => {
+        if (this.warn()) log.warn(`${what} update failed`, { error });
+      })
+      .finally(() => this.pending.delete(running));
+    this.pending.add(running);
+    return running;
+  }
+
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
+  }
 }
 
 /** Joins and leaves chat rooms so that they match the memberships. */
@@ -328,11 +347,12 @@ async function keepPresence(
   io: ChatServer,
   deps: SocketServerDeps,
   announcer: Announcer,
+  background: Background,
 ): Promise<void> {
   const local = [...io.of("/").sockets.values()].map(
     (s) => [s.data.userId, s.id] as [number, string],
   );
-  await track(deps.log, "presence", async () => {
+  await background.run(deps.log, "presence", async () => {
     await deps.presence.refresh(local);
     for (const userId of await deps.presence.sweep()) {
       await announcer.presence(userId, false);
