@@ -44,6 +44,9 @@ export class Users {
    * The user whose email or name and password match. The answer and its
    * cost are the same whether the user exists or not.
    */
+  // TODO(brute force): nothing limits log-in attempts but the slow hash
+  // (about 20 a second per node); count failures per name and address in
+  // Redis, as message sends are counted, and answer RATE_LIMITED.
   async authenticate(username: string, password: string): Promise<number> {
     const candidates = await this.prisma.user.findMany({
       where: { OR: [{ email: username.toLowerCase() }, { name: username }] },
