@@ -28,6 +28,11 @@ export class Api {
     return new Api(this.url, token);
   }
 
+  /** The same caller, through another node. */
+  at(url: string): Api {
+    return new Api(url, this.token);
+  }
+
   get<T>(path: string): Promise<T> {
     return this.call<T>("GET", path);
   }

@@ -43,6 +43,9 @@ const NO_HISTORY = {
 class HistoryReader {
   failures = 0;
 
+  /** Every node's URL: a read whose node died is retried on the others. */
+  constructor(private readonly urls: string[]) {}
+
   /** Every message of a chat after `after`, page by page, bounded. */
   async after(
     api: Api,
@@ -50,6 +53,21 @@ class HistoryReader {
     after: number,
     maxPages: number,
   ): Promise<Message[]> {
+    const others = this.urls.filter((url) => url !== api.url);
+    for (const via of [api, ...others.map((url) => api.at(url))]) {
+      const rows = await this.read(via, chatId, after, maxPages);
+      if (rows) return rows;
+    }
+    this.failures++;
+    return [];
+  }
+
+  private async read(
+    api: Api,
+    chatId: number,
+    after: number,
+    maxPages: number,
+  ): Promise<Message[] | undefined> {
     const all: Message[] = [];
     try {
       for (let page = 0; page < maxPages; page++) {
@@ -59,10 +77,10 @@ class HistoryReader {
         all.push(...rows);
         if (rows.length < PAGE) break;
       }
+      return all;
     } catch {
-      this.failures++;
+      return undefined;
     }
-    return all;
   }
 }
 
@@ -196,7 +214,8 @@ export async function check(
   result: LoadResult,
   participants: Participant[],
 ): Promise<Checks> {
-  const history = new HistoryReader();
+  const urls = participants.flatMap((p) => (p.api ? [p.api.url] : []));
+  const history = new HistoryReader([...new Set(urls)]);
   const stored = await readHistories(participants, result.sent, history);
   const last = lastSeqs(result, stored);
   const seqs = await checkSeqs(result, participants, last, history);
