@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
@@ -7,7 +7,11 @@ import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
-import { ConfigError, loadConfig } from "../services/chat/src/config.js";
+import {
+  ConfigError,
+  loadConfig,
+  SETTING_NAMES,
+} from "../services/chat/src/config.js";
 import {
   Api,
   Devices,
@@ -195,6 +199,31 @@ describe("configuration", () => {
       expect(node.output).to.contain(variable);
       expect(node.output).not.to.match(/\n\s+at /);
     }
+  });
+});
+
+describe("the files that pass settings to the node", () => {
+  const read = (file: string) =>
+    readFileSync(fileURLToPath(new URL(`../${file}`, import.meta.url)), "utf8");
+
+  it("when .env.example is read, it lists every setting of the node, and only compose's own besides", () => {
+    const listed = [...read(".env.example").matchAll(/^([A-Z_]+)=/gm)].map(
+      (m) => m[1],
+    );
+    expect(listed).to.include.members(SETTING_NAMES);
+    const others = listed.filter((name) => !SETTING_NAMES.includes(name!));
+    expect(others).to.deep.equal(["POSTGRES_PASSWORD"]);
+  });
+
+  it("when docker-compose.yml is read, every variable it gives the nodes is a setting", () => {
+    const chat = /\n {2}chat:\n([\s\S]*?)\n {2}[a-z]+:\n/.exec(
+      read("docker-compose.yml"),
+    )?.[1];
+    const given = [...(chat ?? "").matchAll(/^ {6}([A-Z_]+):/gm)].map(
+      (m) => m[1],
+    );
+    expect(given.length).to.be.above(5);
+    expect(SETTING_NAMES).to.include.members(given);
   });
 });
 

@@ -4,7 +4,7 @@ import jwt from "jsonwebtoken";
 import type { ChatNode } from "../services/chat/src/node.js";
 import { Api, connect, newUser, type Reply } from "./support/clients.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
-import { startTestNode } from "./support/node.js";
+import { startTestNode, useTestNode } from "./support/node.js";
 
 const JWT_SECRET = "users-test-secret-0123456789";
 const PASSWORD = "correct horse battery";
@@ -610,4 +610,36 @@ describe("users and tokens", () => {
   function loggedIn() {
     return newUser(node.url, "auth");
   }
+});
+
+describe("log-in attempts", () => {
+  const ctx = useTestNode({ LOGIN_ATTEMPTS: "3", LOGIN_WINDOW_MS: "60000" });
+
+  it("when one name is tried past LOGIN_ATTEMPTS from one address, the answer is 429 RATE_LIMITED with Retry-After, and other names still log in", async () => {
+    const api = new Api(ctx.node.url);
+    const target = fresh("locked");
+    expect((await api.post("/users", target)).status).to.equal(201);
+    for (let i = 0; i < 3; i++) {
+      const wrong = await api.post("/token", {
+        username: target.name,
+        password: "not the password",
+      });
+      expectError(wrong, 401, "UNAUTHORIZED");
+    }
+
+    const refused = await api.post("/token", {
+      username: target.name,
+      password: target.password,
+    });
+    expectError(refused, 429, "RATE_LIMITED");
+    expect(Number(refused.headers.get("retry-after"))).to.be.within(1, 60);
+
+    const other = fresh("free");
+    await api.post("/users", other);
+    const login = await api.post("/token", {
+      username: other.email,
+      password: other.password,
+    });
+    expect(login.status).to.equal(200);
+  });
 });

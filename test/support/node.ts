@@ -20,6 +20,7 @@ export async function startTestNode(
     MIGRATE_ON_START: "false",
     PASSWORD_HASH_COST: "10",
     RATE_LIMIT_MESSAGES: "1000",
+    LOGIN_ATTEMPTS: "1000",
     SHUTDOWN_GRACE_MS: "2000",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
     ...env,

@@ -34,6 +34,9 @@ const settings = z.object({
   /** Messages one user may send per window, across the cluster. */
   RATE_LIMIT_MESSAGES: positiveInt.default(30),
   RATE_LIMIT_WINDOW_MS: positiveInt.default(10_000),
+  /** Log-in attempts per name and client address per window. */
+  LOGIN_ATTEMPTS: positiveInt.default(10),
+  LOGIN_WINDOW_MS: positiveInt.default(60_000),
   /** Largest Socket.IO frame accepted, in bytes. */
   SOCKET_MAX_BYTES: positiveInt.default(64 * 1024),
   /** Seconds a presence entry lives without a heartbeat from its node. */
@@ -44,6 +47,9 @@ const settings = z.object({
   /** Cost of the scrypt password hash, as log2(N). */
   PASSWORD_HASH_COST: z.coerce.number().int().min(10).max(20).default(15),
 });
+
+/** The names of every setting, as .env.example lists them. */
+export const SETTING_NAMES = Object.keys(settings.shape);
 
 const configSchema = settings.refine(
   (c) => c.NODE_ENV !== "production" || c.JWT_SECRET !== DEV_JWT_SECRET,

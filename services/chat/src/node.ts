@@ -75,18 +75,25 @@ function clusterState(
   redis: RedisClients | undefined,
   log: Logger,
 ) {
-  const rule = {
-    limit: config.RATE_LIMIT_MESSAGES,
-    windowMs: config.RATE_LIMIT_WINDOW_MS,
-  };
+  const limiter = (name: string, limit: number, windowMs: number) =>
+    redis
+      ? new RedisRateLimiter(redis.command, name, { limit, windowMs }, log)
+      : new MemoryRateLimiter({ limit, windowMs });
   const ttlMs = config.PRESENCE_TTL_SECONDS * 1000;
   const presence: Presence = redis
     ? new RedisPresence(redis.command, ttlMs, log)
     : new MemoryPresence();
-  const limiter: RateLimiter = redis
-    ? new RedisRateLimiter(redis.command, rule, log)
-    : new MemoryRateLimiter(rule);
-  return { presence, limiter };
+  const sends: RateLimiter = limiter(
+    "send",
+    config.RATE_LIMIT_MESSAGES,
+    config.RATE_LIMIT_WINDOW_MS,
+  );
+  const logins: RateLimiter = limiter(
+    "login",
+    config.LOGIN_ATTEMPTS,
+    config.LOGIN_WINDOW_MS,
+  );
+  return { presence, sends, logins };
 }
 
 /**
@@ -99,10 +106,10 @@ export async function startNode(
   nodeId: string,
 ): Promise<ChatNode> {
   const { db, redis } = await openStores(config, log);
-  const { presence, limiter } = clusterState(config, redis, log);
-  const users = new Users(db.prisma, config.PASSWORD_HASH_COST);
+  const { presence, sends, logins } = clusterState(config, redis, log);
+  const users = new Users(db.prisma, config.PASSWORD_HASH_COST, logins);
   const chats = new Chats(db.prisma, users, presence);
-  const messages = new Messages(db.prisma, limiter);
+  const messages = new Messages(db.prisma, sends);
   const tokens = new Tokens(config.JWT_SECRET, config.JWT_TTL_SECONDS);
   const lifecycle = new Lifecycle();
 

@@ -28,9 +28,9 @@ runTool(async () => {
   });
   try {
     await migrate(db);
-    const users = new Users(db.prisma, config.PASSWORD_HASH_COST);
-    const chats = new Chats(db.prisma, users, new MemoryPresence());
     const limiter = new MemoryRateLimiter({ limit: 1_000, windowMs: 1_000 });
+    const users = new Users(db.prisma, config.PASSWORD_HASH_COST, limiter);
+    const chats = new Chats(db.prisma, users, new MemoryPresence());
     const messages = new Messages(db.prisma, limiter);
 
     const ids: number[] = [];

@@ -1,10 +1,10 @@
 import type { Redis } from "ioredis";
 import { type Logger, oncePer } from "../logger.js";
 
-/** Counts a user's sends in fixed windows. */
+/** Counts attempts per key (a user, a login) in fixed windows. */
 export interface RateLimiter {
-  /** Records one send; 0 if allowed, else milliseconds until allowed. */
-  consume(userId: number): Promise<number>;
+  /** Records one attempt; 0 if allowed, else milliseconds until allowed. */
+  consume(key: string): Promise<number>;
 }
 
 export interface RateLimit {
@@ -15,19 +15,19 @@ export interface RateLimit {
 /** One node's own count, for the embedded single-node mode. */
 export class MemoryRateLimiter implements RateLimiter {
   private readonly windows = new Map<
-    number,
+    string,
     { start: number; count: number }
   >();
 
   constructor(private readonly rule: RateLimit) {}
 
-  consume(userId: number): Promise<number> {
+  consume(key: string): Promise<number> {
     const now = Date.now();
     const start = now - (now % this.rule.windowMs);
-    const current = this.windows.get(userId);
+    const current = this.windows.get(key);
     if (current?.start !== start) {
       if (this.windows.size > 100_000) this.windows.clear();
-      this.windows.set(userId, { start, count: 1 });
+      this.windows.set(key, { start, count: 1 });
       return Promise.resolve(0);
     }
     current.count += 1;
@@ -37,23 +37,25 @@ export class MemoryRateLimiter implements RateLimiter {
 }
 
 /**
- * The cluster-wide count: one Redis key per user and window. When Redis
- * cannot be reached the send is allowed (and logged): chat keeps working
- * and the database still holds every message.
+ * The cluster-wide count: one Redis key per key and window. When Redis
+ * cannot be reached the attempt is allowed (and logged): chat keeps
+ * working and the database still holds every message.
  */
 export class RedisRateLimiter implements RateLimiter {
   private readonly warn = oncePer(10_000);
 
   constructor(
     private readonly redis: Redis,
+    /** What is counted, e.g. "send": part of every key. */
+    private readonly name: string,
     private readonly rule: RateLimit,
     private readonly log: Logger,
   ) {}
 
-  async consume(userId: number): Promise<number> {
+  async consume(subject: string): Promise<number> {
     const now = Date.now();
     const window = Math.floor(now / this.rule.windowMs);
-    const key = `windi:rate:${userId}:${window}`;
+    const key = `windi:rate:${this.name}:${subject}:${window}`;
     try {
       const [[, count]] = (await this.redis
         .multi()

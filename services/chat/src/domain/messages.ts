@@ -39,7 +39,7 @@ export class Messages {
     input: SendInput,
     deliver: (result: SendResult) => void = () => undefined,
   ): Promise<SendResult> {
-    const retryAfterMs = await this.limiter.consume(input.senderId);
+    const retryAfterMs = await this.limiter.consume(String(input.senderId));
     if (retryAfterMs > 0) {
       // A retry of a stored message is answered, not refused.
       const stored = await this.writer.stored(input);

@@ -3,6 +3,7 @@ import type { RegisterBody } from "../contract/schemas.js";
 import type { UserPublic, UserSelf } from "../contract/schemas.js";
 import { AppError, notFound } from "../errors.js";
 import type { PrismaClient } from "../generated/prisma/client.js";
+import type { RateLimiter } from "../cluster/rate-limit.js";
 import { hashPassword, verifyPassword } from "./passwords.js";
 import { isUniqueViolation } from "./prisma-errors.js";
 import { userPublic, userSelf } from "./views.js";
@@ -21,6 +22,8 @@ export class Users {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly hashCost: number,
+    /** Log-in attempts, per name and client address. */
+    private readonly logins: RateLimiter,
   ) {}
 
   async register(input: z.output<typeof RegisterBody>): Promise<UserSelf> {
@@ -42,12 +45,24 @@ export class Users {
 
   /**
    * The user whose email or name and password match. The answer and its
-   * cost are the same whether the user exists or not.
+   * cost are the same whether the user exists or not. Attempts are counted
+   * per name and client address, so that guessing is slow from anywhere
+   * and one address cannot lock a person out everywhere.
    */
-  // TODO(brute force): nothing limits log-in attempts but the slow hash
-  // (about 20 a second per node); count failures per name and address in
-  // Redis, as message sends are counted, and answer RATE_LIMITED.
-  async authenticate(username: string, password: string): Promise<number> {
+  async authenticate(
+    username: string,
+    password: string,
+    from: string,
+  ): Promise<number> {
+    const wait = await this.logins.consume(`${username.toLowerCase()}|${from}`);
+    if (wait > 0) {
+      throw new AppError(
+        "RATE_LIMITED",
+        "too many log-in attempts; try again later",
+        undefined,
+        Math.ceil(wait / 1000),
+      );
+    }
     const candidates = await this.prisma.user.findMany({
       where: { OR: [{ email: username.toLowerCase() }, { name: username }] },
       select: { id: true, email: true, passwordHash: true },

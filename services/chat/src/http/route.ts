@@ -10,6 +10,8 @@ type AnyObject = z.ZodType<object>;
 export interface RouteInput<P, Q, B> {
   /** The caller, from the verified bearer token (0 on public routes). */
   userId: number;
+  /** The client's address (behind nginx, from X-Forwarded-For). */
+  client: string;
   params: P;
   query: Q;
   body: B;
@@ -84,6 +86,7 @@ export function route<
     }
     const input = {
       userId,
+      client: req.ip ?? "",
       params: parse(spec.params, req.params),
       // `?limit=` means no limit given: take the default.
       query: parse(

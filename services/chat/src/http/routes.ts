@@ -72,9 +72,14 @@ export function registerRoutes(
     responses: {
       200: { description: "Bearer token", schema: TokenResponse },
       401: { description: "Unknown user or wrong password (UNAUTHORIZED)" },
+      429: { description: "Too many attempts (RATE_LIMITED)" },
     },
-    handle: async ({ body }) => {
-      const userId = await users.authenticate(body.username, body.password);
+    handle: async ({ body, client }) => {
+      const userId = await users.authenticate(
+        body.username,
+        body.password,
+        client,
+      );
       return {
         status: 200,
         body: {
