@@ -102,7 +102,16 @@ export function route<
     else res.status(status).json(body);
   });
 
-  ctx.registry.registerPath({
+  describeRoute(ctx.registry, spec, auth);
+}
+
+/** The route's entry in the OpenAPI document, from the same schemas. */
+function describeRoute<
+  P extends AnyObject,
+  Q extends AnyObject,
+  B extends z.ZodType,
+>(registry: OpenAPIRegistry, spec: RouteSpec<P, Q, B>, auth: boolean): void {
+  registry.registerPath({
     method: spec.method,
     path: spec.path,
     summary: spec.summary,
