@@ -85,15 +85,22 @@ export class MessageWriter {
 
   /**
    * All sends in one statement; if that cannot be (a repeated client_id,
-   * a sender who is not a member), each on its own, in order.
+   * a sender who is not a member), each on its own, in order. Any other
+   * failure fails them all.
    */
   private async storeBatch(
     inputs: SendInput[],
   ): Promise<(SendResult | Error)[]> {
     if (inputs.length > 1) {
-      const rows = await this.insert(inputs).catch(() => []);
-      if (rows.length === inputs.length) {
-        return rows.map((row) => ({ message: view(row), duplicate: false }));
+      try {
+        const rows = await this.insert(inputs);
+        if (rows.length === inputs.length) {
+          return rows.map((row) => ({ message: view(row), duplicate: false }));
+        }
+      } catch (error) {
+        // Only a repeated client_id is worth retrying one by one; the
+        // database being away would fail each send again, slowly.
+        if (!isUniqueViolation(error)) return inputs.map(() => asError(error));
       }
     }
     const outcomes: (SendResult | Error)[] = [];
