@@ -217,6 +217,43 @@ describe("Socket.IO on one node", () => {
     );
   });
 
+  it("when a burst repeats client_ids, stored earlier or within the burst, each repeat gets the stored message and the rest are stored once", async () => {
+    const [alice, bob] = await newUsers(ctx.node.url, 2);
+    const chatId = await privateChat(alice!, bob!);
+    const [a, b] = (await Promise.all(
+      [alice!, bob!].map((u) => devices.connect(ctx.node.url, u.token)),
+    )) as [Device, Device];
+    const send = (text: string, client_id: string) =>
+      a.ask("message:send", { chat_id: chatId, text, client_id });
+    const first = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => send(`old ${i}`, `old-${i}`)),
+    );
+
+    const burst = await Promise.all([
+      ...Array.from({ length: 5 }, (_, i) => send(`old ${i}`, `old-${i}`)),
+      ...Array.from({ length: 10 }, (_, i) => send(`new ${i}`, `new-${i % 5}`)),
+      ...Array.from({ length: 5 }, (_, i) => send(`more ${i}`, `more-${i}`)),
+    ]);
+
+    expect(burst.every((ack) => ack.ok)).to.equal(true);
+    expect(burst.slice(0, 5).map((ack) => ack.message.id)).to.deep.equal(
+      first.map((ack) => ack.message.id),
+    );
+    expect(burst.slice(0, 5).every((ack) => ack.duplicate)).to.equal(true);
+    const repeats = burst.slice(5, 15);
+    expect(repeats.filter((ack) => !ack.duplicate)).to.have.length(5);
+    for (let i = 0; i < 5; i++) {
+      expect(repeats[i]!.message.id).to.equal(repeats[i + 5]!.message.id);
+    }
+    const history = await alice!.api.get(`/history/${chatId}`);
+    expect(history.body.map((m: { seq: number }) => m.seq)).to.deep.equal(
+      Array.from({ length: 15 }, (_, i) => i + 1),
+    );
+    await b.waitFor("message:new", (m) => m.chat_id === chatId, 15);
+    await settle();
+    expect(b.received("message:new")).to.have.length(15);
+  });
+
   it("when a group is created, an already connected member's socket gets chat:updated and then its messages", async () => {
     const [owner, member] = await newUsers(ctx.node.url, 2);
     const device = await devices.connect(ctx.node.url, member!.token);

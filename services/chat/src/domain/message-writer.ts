@@ -84,25 +84,68 @@ export class MessageWriter {
   }
 
   /**
-   * All sends in one statement; if that cannot be (a repeated client_id,
-   * a sender who is not a member), each on its own, in order. Any other
-   * failure fails them all.
+   * All sends in one statement. A repeated client_id breaks it: then the
+   * repeats are answered with what is stored and the rest go again in one
+   * statement. A sender who is not a member leaves each send on its own,
+   * in order. Any other failure fails them all.
    */
   private async storeBatch(
     inputs: SendInput[],
   ): Promise<(SendResult | Error)[]> {
-    if (inputs.length > 1) {
-      try {
-        const rows = await this.insert(inputs);
-        if (rows.length === inputs.length) {
-          return rows.map((row) => ({ message: view(row), duplicate: false }));
-        }
-      } catch (error) {
-        // Only a repeated client_id is worth retrying one by one; the
-        // database being away would fail each send again, slowly.
-        if (!isUniqueViolation(error)) return inputs.map(() => asError(error));
-      }
+    if (inputs.length === 1)
+      return [await this.storeOne(inputs[0]!).catch(asError)];
+    try {
+      const rows = await this.insert(inputs);
+      if (rows.length === inputs.length) return rows.map(fresh);
+    } catch (error) {
+      if (!isUniqueViolation(error)) return inputs.map(() => asError(error));
+      return this.storeWithoutRepeats(inputs);
     }
+    return this.storeEach(inputs);
+  }
+
+  /** Answers repeated client_ids from the store, then writes the rest. */
+  private async storeWithoutRepeats(
+    inputs: SendInput[],
+  ): Promise<(SendResult | Error)[]> {
+    const earlier = await this.storedByKey(inputs);
+    const first = new Map<string, number>();
+    const news: SendInput[] = [];
+    inputs.forEach((input, i) => {
+      const key = repeatKey(input);
+      if (key === undefined || (!earlier.has(key) && !first.has(key))) {
+        if (key !== undefined) first.set(key, i);
+        news.push(input);
+      }
+    });
+    const written = await this.storeBatchOnce(news);
+    const byIndex = new Map(news.map((input, i) => [input, written[i]!]));
+    return inputs.map((input) => {
+      const own = byIndex.get(input);
+      if (own) return own;
+      const key = repeatKey(input)!;
+      const stored = earlier.get(key);
+      if (stored) return { message: stored, duplicate: true };
+      const original = byIndex.get(inputs[first.get(key)!]!)!;
+      return original instanceof Error
+        ? original
+        : { message: original.message, duplicate: true };
+    });
+  }
+
+  /** One statement for sends known to be new; one by one if it fails. */
+  private async storeBatchOnce(
+    inputs: SendInput[],
+  ): Promise<(SendResult | Error)[]> {
+    if (inputs.length === 0) return [];
+    const rows = await this.insert(inputs).catch(() => []);
+    if (rows.length === inputs.length) return rows.map(fresh);
+    return this.storeEach(inputs);
+  }
+
+  private async storeEach(
+    inputs: SendInput[],
+  ): Promise<(SendResult | Error)[]> {
     const outcomes: (SendResult | Error)[] = [];
     for (const input of inputs) {
       outcomes.push(await this.storeOne(input).catch(asError));
@@ -110,11 +153,35 @@ export class MessageWriter {
     return outcomes;
   }
 
+  /** Messages stored earlier under the sends' client_ids, by repeatKey. */
+  private async storedByKey(
+    inputs: SendInput[],
+  ): Promise<Map<string, Message>> {
+    const keyed = inputs.filter((input) => input.clientId !== undefined);
+    if (keyed.length === 0) return new Map();
+    const chatId = inputs[0]!.chatId;
+    const [messages, members] = await Promise.all([
+      this.prisma.message.findMany({
+        where: {
+          chatId,
+          OR: keyed.map(({ senderId, clientId }) => ({ senderId, clientId })),
+        },
+      }),
+      this.members(chatId),
+    ]);
+    return new Map(
+      messages.map((m) => [
+        `${m.senderId}|${m.clientId}`,
+        messageView(m, members),
+      ]),
+    );
+  }
+
   private async storeOne(input: SendInput): Promise<SendResult> {
     try {
       const [row] = await this.insert([input]);
       if (!row) throw notFound("chat");
-      return { message: view(row), duplicate: false };
+      return fresh(row);
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
       const stored = await this.stored(input);
@@ -129,12 +196,16 @@ export class MessageWriter {
     if (clientId === undefined) return undefined;
     const [message, members] = await Promise.all([
       this.prisma.message.findFirst({ where: { chatId, senderId, clientId } }),
-      this.prisma.member.findMany({
-        where: { chatId },
-        select: { userId: true, lastReadSeq: true },
-      }),
+      this.members(chatId),
     ]);
     return message ? messageView(message, members) : undefined;
+  }
+
+  private members(chatId: number) {
+    return this.prisma.member.findMany({
+      where: { chatId },
+      select: { userId: true, lastReadSeq: true },
+    });
   }
 
   /**
@@ -198,6 +269,17 @@ function settle(pending: Pending, outcome: SendResult | Error): void {
   } catch (error) {
     pending.reject(error);
   }
+}
+
+/** Sender and client_id: what makes two sends the same message. */
+function repeatKey(input: SendInput): string | undefined {
+  return input.clientId === undefined
+    ? undefined
+    : `${input.senderId}|${input.clientId}`;
+}
+
+function fresh(row: StoredRow): SendResult {
+  return { message: view(row), duplicate: false };
 }
 
 function asError(error: unknown): Error {
