@@ -343,7 +343,7 @@ describe("Socket.IO on one node", () => {
       [{ chat_id: chatId, text: "ok", client_id: "c".repeat(65) }, "client_id"],
       [{ chat_id: "abc", text: "ok" }, "chat_id"],
       [{ text: "ok" }, "chat_id"],
-      ["just a string", "body"],
+      ["just a string", "payload"],
     ];
     for (const [payload, field] of cases) {
       const ack = await a1.ask("message:send", payload as never);

@@ -48,10 +48,13 @@ export const forbidden = (message: string): AppError =>
 export const invalid = (field: string, message: string): AppError =>
   new AppError("VALIDATION", `${field}: ${message}`, [{ field, message }]);
 
-/** Turns a zod failure into VALIDATION naming each field. */
-export function fromZodError(error: z.ZodError): AppError {
+/**
+ * Turns a zod failure into VALIDATION naming each field; `whole` names the
+ * input itself when it is the problem ("body", "payload").
+ */
+export function fromZodError(error: z.ZodError, whole = "body"): AppError {
   const details = error.issues.map((issue) => ({
-    field: issue.path.join(".") || "body",
+    field: issue.path.join(".") || whole,
     message: issue.message,
   }));
   const summary = details.map((d) => `${d.field}: ${d.message}`).join("; ");

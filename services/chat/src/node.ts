@@ -158,9 +158,7 @@ export async function startNode(
     async stop() {
       http.close();
       await lifecycle.drain(config.SHUTDOWN_GRACE_MS);
-      // Closing the transports (not the sockets) lets clients reconnect,
-      // to another node when this one stops listening.
-      sockets.io.engine.close();
+      await sockets.closeTransports();
       http.closeAllConnections();
       await sockets.stop();
       await sockets.io.close();

@@ -13,7 +13,13 @@ import type { Presence } from "../cluster/presence.js";
 import type { Chats } from "../domain/chats.js";
 import type { Messages } from "../domain/messages.js";
 import type { Tokens } from "../domain/tokens.js";
-import { AppError, errorBody, notFound, toAppError } from "../errors.js";
+import {
+  AppError,
+  errorBody,
+  fromZodError,
+  notFound,
+  toAppError,
+} from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import { type Logger, oncePer } from "../logger.js";
 import { Announcer, type ChatServer, type SocketData } from "./announcer.js";
@@ -48,6 +54,9 @@ function handshakeToken(socket: ChatSocket): string | undefined {
   return typeof query.token === "string" ? query.token : undefined;
 }
 
+/** How long a stopping node lets connections write what they queued. */
+const TRANSPORT_CLOSE_MS = 1_000;
+
 /** Longest delay setTimeout accepts. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -59,6 +68,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export function createSocketServer(deps: SocketServerDeps): {
   io: ChatServer;
   announcer: Announcer;
+  closeTransports(): Promise<void>;
   stop(): Promise<void>;
 } {
   const io: ChatServer = new Server({
@@ -119,6 +129,19 @@ export function createSocketServer(deps: SocketServerDeps): {
   return {
     io,
     announcer,
+    /**
+     * Closes every connection once what it has queued (acknowledgements
+     * among it) is written. Closing the transport, not the socket, lets the
+     * clients reconnect, to another node once this one stops listening.
+     */
+    async closeTransports() {
+      for (const socket of io.of("/").sockets.values()) socket.conn.close();
+      const deadline = Date.now() + TRANSPORT_CLOSE_MS;
+      while (io.engine.clientsCount > 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      io.engine.close();
+    },
     /** Stops the heartbeat and waits for pending presence updates. */
     async stop() {
       clearInterval(heartbeat);
@@ -281,11 +304,11 @@ function on<S extends z.ZodType, R extends object>(
       ack(answer);
     };
     deps.lifecycle
-      .run(() =>
-        handle(schema.parse(payload), (answer) =>
-          reply({ ok: true, ...answer }),
-        ),
-      )
+      .run(() => {
+        const input = schema.safeParse(payload);
+        if (!input.success) throw fromZodError(input.error, "payload");
+        return handle(input.data, (answer) => reply({ ok: true, ...answer }));
+      })
       .then((outcome) => {
         reply({ ok: true, ...outcome.reply });
         outcome.broadcast();
