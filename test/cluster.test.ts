@@ -453,6 +453,42 @@ describe("a cluster of three nodes behind nginx", function () {
     expect(refused.ok).to.equal(false);
   });
 
+  it("when someone leaves and someone arrives while Redis is down, the others hear both once it is back", async () => {
+    const [watcher, leaver, arriver] = await users(3);
+    const chatId = await groupChat(watcher!, [leaver!, arriver!]);
+    const w = await connectOn(watcher!, 0);
+    const l = await connectOn(leaver!, 1);
+    await w.waitFor("presence", (p) => p.user_id === leaver!.id && p.online);
+
+    try {
+      await cluster.stopRedis("SIGKILL");
+      l.close();
+      await connectOn(arriver!, 1);
+      await settle(500);
+    } finally {
+      await cluster.startRedis();
+    }
+
+    const told = (user: TestUser, online: boolean) =>
+      w.waitFor(
+        "presence",
+        (p) => p.user_id === user.id && p.online === online,
+        1,
+        15_000,
+      );
+    await told(leaver!, false);
+    await told(arriver!, true);
+    const chat = await watcher!.api.get(`/chats/${chatId}`);
+    const online = Object.fromEntries(
+      chat.body.members.map((m: { user_id: number; online: boolean }) => [
+        m.user_id,
+        m.online,
+      ]),
+    );
+    expect(online[leaver!.id]).to.equal(false);
+    expect(online[arriver!.id]).to.equal(true);
+  });
+
   it("when a node gets SIGTERM, it drains within 10 s, a send in flight is stored once and its clients carry on from another node", async () => {
     const [alice, bob] = await users(2);
     const chatId = await privateChat(alice!, bob!);

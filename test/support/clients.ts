@@ -130,20 +130,21 @@ export class Device {
       .map((e) => e.payload as Payload<E>);
   }
 
-  /** Waits until `count` matching events have arrived; fails after WAIT_MS. */
+  /** Waits until `count` matching events have arrived, or fails. */
   async waitFor<E extends EventName>(
     event: E,
     match: (payload: Payload<E>) => boolean = () => true,
     count = 1,
+    timeoutMs = WAIT_MS,
   ): Promise<Payload<E>[]> {
-    const deadline = Date.now() + WAIT_MS;
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const seen = this.received(event, match);
       if (seen.length >= count) return seen;
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new Error(
-          `waited ${WAIT_MS} ms for ${count} "${event}", got ${seen.length}`,
+          `waited ${timeoutMs} ms for ${count} "${event}", got ${seen.length}`,
         );
       }
       await new Promise<void>((resolve) => {

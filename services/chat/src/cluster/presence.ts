@@ -12,8 +12,11 @@ export interface Presence extends OnlineLookup {
   connect(userId: number, socketKey: string): Promise<boolean>;
   /** Forgets a socket; true if it was its user's last one. */
   disconnect(userId: number, socketKey: string): Promise<boolean>;
-  /** Keeps this node's sockets alive; see the Redis implementation. */
-  refresh(sockets: readonly [number, string][]): Promise<void>;
+  /**
+   * Keeps this node's sockets alive; see the Redis implementation. Returns
+   * the users that this made online again (after Redis was lost).
+   */
+  refresh(sockets: readonly [number, string][]): Promise<number[]>;
   /** Users whose last socket expired (its node died); each told once. */
   sweep(): Promise<number[]>;
 }
@@ -36,8 +39,8 @@ export class MemoryPresence implements Presence {
     return Promise.resolve(true);
   }
 
-  refresh(): Promise<void> {
-    return Promise.resolve();
+  refresh(): Promise<number[]> {
+    return Promise.resolve([]);
   }
 
   sweep(): Promise<number[]> {
@@ -75,9 +78,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], 'GT', expires, ARGV[4])
 return 1`;
 
-/* KEYS: user's sockets, online set. ARGV: socket, now, user. */
+/*
+ * KEYS: user's sockets, online set. ARGV: socket, now, user. Says the user
+ * is gone whenever no socket is left, even if this one's entry was lost
+ * with a restarted Redis, so that its leaving is still told.
+ */
 const DISCONNECT = `
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 if redis.call('ZCARD', KEYS[1]) > 0 then return 0 end
 redis.call('DEL', KEYS[1])
@@ -156,7 +163,7 @@ export class RedisPresence implements Presence {
    * back; after Redis itself was lost (restarted empty), every socket is
    * entered again.
    */
-  async refresh(sockets: readonly [number, string][]): Promise<void> {
+  async refresh(sockets: readonly [number, string][]): Promise<number[]> {
     const restore = this.lost;
     this.lost = false;
     const now = Date.now();
@@ -179,6 +186,9 @@ export class RedisPresence implements Presence {
       this.lost ||= restore;
       throw failed;
     }
+    if (!restore) return [];
+    const back = sockets.filter((_, i) => results[i]?.[1] === 1);
+    return [...new Set(back.map(([userId]) => userId))];
   }
 
   async sweep(): Promise<number[]> {

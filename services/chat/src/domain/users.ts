@@ -54,15 +54,6 @@ export class Users {
     password: string,
     from: string,
   ): Promise<number> {
-    const wait = await this.logins.consume(`${username.toLowerCase()}|${from}`);
-    if (wait > 0) {
-      throw new AppError(
-        "RATE_LIMITED",
-        "too many log-in attempts; try again later",
-        undefined,
-        Math.ceil(wait / 1000),
-      );
-    }
     const candidates = await this.prisma.user.findMany({
       where: { OR: [{ email: username.toLowerCase() }, { name: username }] },
       select: { id: true, email: true, passwordHash: true },
@@ -71,6 +62,17 @@ export class Users {
     const user =
       candidates.find((u) => u.email === username.toLowerCase()) ??
       candidates[0];
+    // By account, so that its name and its email share one allowance.
+    const who = user ? `user:${user.id}` : `name:${username.toLowerCase()}`;
+    const wait = await this.logins.consume(`${who}|${from}`);
+    if (wait > 0) {
+      throw new AppError(
+        "RATE_LIMITED",
+        "too many log-in attempts; try again later",
+        undefined,
+        Math.ceil(wait / 1000),
+      );
+    }
     this.decoy ??= hashPassword("decoy-password", this.hashCost);
     const stored = user?.passwordHash ?? (await this.decoy);
     const matches = await verifyPassword(password, stored);

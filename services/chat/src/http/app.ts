@@ -103,6 +103,8 @@ function buildOpenApi(registry: OpenAPIRegistry): object {
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
+  // nginx on the same host or network sets X-Forwarded-For to the client's
+  // address (nginx.conf); nodes are not meant to be reached around it.
   app.set("trust proxy", "loopback, uniquelocal");
 
   app.use((req, res, next) => {

@@ -54,6 +54,9 @@ function handshakeToken(socket: ChatSocket): string | undefined {
   return typeof query.token === "string" ? query.token : undefined;
 }
 
+/** Most leavings kept for a retry while Redis is away. */
+const MAX_UNRECORDED = 10_000;
+
 /** How long a stopping node lets connections write what they queued. */
 const TRANSPORT_CLOSE_MS = 1_000;
 
@@ -198,11 +201,9 @@ function onConnection(
   socket.on("disconnect", (reason) => {
     clearTimeout(expiry);
     log.info("socket disconnected", { reason });
-    void background.run(log, "presence", async () => {
-      if (await deps.presence.disconnect(userId, socket.id)) {
-        await announcer.presence(userId, false);
-      }
-    });
+    void background.run(log, "presence", () =>
+      leave(deps, announcer, background, [userId, socket.id]),
+    );
   });
 
   refuseUnknown(socket, log);
@@ -330,6 +331,8 @@ function on<S extends z.ZodType, R extends object>(
  * logged, at most every 10 s, and never thrown; stopping waits for it.
  */
 class Background {
+  /** Sockets whose leaving could not be recorded yet (Redis was away). */
+  readonly unrecorded: [number, string][] = [];
   private readonly pending = new Set<Promise<void>>();
   private readonly warn = oncePer(10_000);
 
@@ -365,7 +368,29 @@ async function resyncRooms(io: ChatServer, chats: Chats): Promise<void> {
   }
 }
 
-/** Refreshes this node's sockets in presence and sweeps dead nodes' ones. */
+/** Records a socket's leaving, and tells it if its user is now offline. */
+async function leave(
+  deps: SocketServerDeps,
+  announcer: Announcer,
+  background: Background,
+  gone: [number, string],
+): Promise<void> {
+  const [userId, socketId] = gone;
+  try {
+    if (await deps.presence.disconnect(userId, socketId)) {
+      await announcer.presence(userId, false);
+    }
+  } catch (error) {
+    const { unrecorded } = background;
+    if (unrecorded.length < MAX_UNRECORDED) unrecorded.push(gone);
+    throw error;
+  }
+}
+
+/**
+ * Refreshes this node's sockets in presence, records leavings that failed
+ * before, and sweeps the sockets of nodes that died.
+ */
 async function keepPresence(
   io: ChatServer,
   deps: SocketServerDeps,
@@ -376,7 +401,13 @@ async function keepPresence(
     (s) => [s.data.userId, s.id] as [number, string],
   );
   await background.run(deps.log, "presence", async () => {
-    await deps.presence.refresh(local);
+    for (const userId of await deps.presence.refresh(local)) {
+      await announcer.presence(userId, true);
+    }
+    for (const gone of background.unrecorded.splice(0)) {
+      // A failure puts it back for the next round.
+      await leave(deps, announcer, background, gone).catch(() => undefined);
+    }
     for (const userId of await deps.presence.sweep()) {
       await announcer.presence(userId, false);
     }
