@@ -93,9 +93,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return parseEnv(configSchema, env);
 }
 
+export type ToolConfig = z.output<typeof toolSchema>;
+
 /** Only what the database tools need: no secrets required. */
 export function loadToolConfig(
   env: NodeJS.ProcessEnv = process.env,
-): z.output<typeof toolSchema> {
+): ToolConfig {
   return parseEnv(toolSchema, env);
 }
