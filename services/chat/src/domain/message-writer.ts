@@ -70,17 +70,15 @@ export class MessageWriter {
   /** Stores the chat's waiting sends, batch after batch, until none wait. */
   private async drain(chatId: number): Promise<void> {
     const queue = this.waiting.get(chatId)!;
-    try {
-      while (queue.length > 0) {
-        const batch = queue.splice(0, MAX_BATCH);
-        const outcomes = await this.storeBatch(batch.map((p) => p.input));
-        batch.forEach((pending, i) => settle(pending, outcomes[i]!));
-      }
-    } catch (error) {
-      for (const pending of queue.splice(0)) pending.reject(error);
-    } finally {
-      this.waiting.delete(chatId);
+    while (queue.length > 0) {
+      const batch = queue.splice(0, MAX_BATCH);
+      const inputs = batch.map((p) => p.input);
+      const outcomes = await this.storeBatch(inputs).catch((error: unknown) =>
+        inputs.map(() => asError(error)),
+      );
+      batch.forEach((pending, i) => settle(pending, outcomes[i]!));
     }
+    this.waiting.delete(chatId);
   }
 
   /**
