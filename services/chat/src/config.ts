@@ -101,3 +101,9 @@ export function loadToolConfig(
 ): ToolConfig {
   return parseEnv(toolSchema, env);
 }
+
+/** CORS_ORIGIN as REST and Socket.IO both read it: any, or a list. */
+export function corsOrigins(setting: string): true | string[] {
+  if (setting.trim() === "*") return true;
+  return setting.split(",").map((origin) => origin.trim());
+}

@@ -112,11 +112,18 @@ export const HistoryQuery = z
     after: digits(0, INT_MAX).optional(),
     before: digits(1, INT_MAX).optional(),
   })
-  .refine(
-    (q) =>
-      [q.offset, q.after, q.before].filter((v) => v !== undefined).length <= 1,
-    { message: "offset, after and before are not combined", path: ["offset"] },
-  );
+  .superRefine((q, ctx) => {
+    const given = (["offset", "after", "before"] as const).filter(
+      (key) => q[key] !== undefined,
+    );
+    if (given.length > 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: [given[1]!],
+        message: `not combined with ${given[0]}`,
+      });
+    }
+  });
 
 export const ReadBody = z
   .object({ seq: z.number().int().min(0).max(INT_MAX) })

@@ -117,27 +117,35 @@ export class MessageWriter {
       }
     });
     const written = await this.storeBatchOnce(news);
-    const byIndex = new Map(news.map((input, i) => [input, written[i]!]));
+    const resultOf = new Map(news.map((input, i) => [input, written[i]!]));
     return inputs.map((input) => {
-      const own = byIndex.get(input);
+      const own = resultOf.get(input);
       if (own) return own;
       const key = repeatKey(input)!;
       const stored = earlier.get(key);
       if (stored) return { message: stored, duplicate: true };
-      const original = byIndex.get(inputs[first.get(key)!]!)!;
+      const original = resultOf.get(inputs[first.get(key)!]!)!;
       return original instanceof Error
         ? original
         : { message: original.message, duplicate: true };
     });
   }
 
-  /** One statement for sends known to be new; one by one if it fails. */
+  /**
+   * One statement for sends known to be new; one by one if that cannot
+   * be (a sender not a member, a client_id stored meanwhile).
+   */
   private async storeBatchOnce(
     inputs: SendInput[],
   ): Promise<(SendResult | Error)[]> {
     if (inputs.length === 0) return [];
-    const rows = await this.insert(inputs).catch(() => []);
-    if (rows.length === inputs.length) return rows.map(fresh);
+    try {
+      const rows = await this.insert(inputs);
+      if (rows.length === inputs.length) return rows.map(fresh);
+    } catch (error) {
+      // Another node stored one of these client_ids meanwhile.
+      if (!isUniqueViolation(error)) return inputs.map(() => asError(error));
+    }
     return this.storeEach(inputs);
   }
 

@@ -9,6 +9,7 @@ import express, {
   type Response,
 } from "express";
 import swaggerUi from "swagger-ui-express";
+import { corsOrigins } from "../config.js";
 import { AppError, errorBody, toAppError } from "../errors.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Logger } from "../logger.js";
@@ -55,10 +56,10 @@ function registerHealth(registry: OpenAPIRegistry): void {
 
 /** CORS for browsers on other origins, as Socket.IO allows them. */
 function cors(setting: string): express.RequestHandler {
-  const allowed = setting.split(",").map((origin) => origin.trim());
+  const allowed = corsOrigins(setting);
   return (req, res, next) => {
     const origin = req.get("origin");
-    if (origin && (setting === "*" || allowed.includes(origin))) {
+    if (origin && (allowed === true || allowed.includes(origin))) {
       res.setHeader("Access-Control-Allow-Origin", origin);
       res.setHeader("Vary", "Origin");
       res.setHeader(
@@ -219,9 +220,9 @@ function errorHandler(
   if (appError.code === "INTERNAL") {
     (res.locals.log as Logger).error("unhandled error", { error });
   }
+  if (res.headersSent) return;
   if (appError.retryAfter !== undefined) {
     res.setHeader("Retry-After", String(appError.retryAfter));
   }
-  if (res.headersSent) return;
   res.status(appError.status).json({ error: errorBody(appError) });
 }

@@ -15,6 +15,8 @@ export interface SocketData {
   expiresAt: number;
   /** This socket made its user online: announce it once connected. */
   cameOnline: boolean;
+  /** The handshake completed (`connect` fired). */
+  entered: boolean;
 }
 
 export type ChatServer = Server<

@@ -8,6 +8,7 @@ import type {
   ServerToClientEvents,
 } from "../contract/events.js";
 import { chatRoom, isChatRoom, userRoom } from "../contract/events.js";
+import { corsOrigins } from "../config.js";
 import { ReadEvent, SendEvent, TypingEvent } from "../contract/schemas.js";
 import type { Presence } from "../cluster/presence.js";
 import type { Chats } from "../domain/chats.js";
@@ -77,7 +78,7 @@ export function createSocketServer(deps: SocketServerDeps): {
   const io: ChatServer = new Server({
     maxHttpBufferSize: deps.maxFrameBytes,
     cors: {
-      origin: deps.corsOrigin === "*" ? true : deps.corsOrigin.split(","),
+      origin: corsOrigins(deps.corsOrigin),
     },
     ...(deps.redis && {
       adapter: createAdapter(deps.redis.pub, deps.redis.sub, {
@@ -89,7 +90,7 @@ export function createSocketServer(deps: SocketServerDeps): {
   const background = new Background();
 
   io.use((socket, next) => {
-    authenticate(socket, deps).then(
+    authenticate(socket, deps, announcer, background).then(
       () => next(),
       (error: unknown) => {
         const appError = toAppError(error);
@@ -153,28 +154,38 @@ export function createSocketServer(deps: SocketServerDeps): {
   };
 }
 
-async function authenticate(socket: ChatSocket, deps: SocketServerDeps) {
+async function authenticate(
+  socket: ChatSocket,
+  deps: SocketServerDeps,
+  announcer: Announcer,
+  background: Background,
+) {
   if (deps.lifecycle.draining) {
     throw new AppError("UNAVAILABLE", "this node is shutting down");
   }
   const token = handshakeToken(socket);
   if (!token) throw new AppError("UNAUTHORIZED", "missing token");
-  const identity = deps.tokens.verify(token);
-  socket.data.userId = identity.userId;
-  socket.data.expiresAt = identity.expiresAt;
-  // The user room first: a chat created while the chats below are read
-  // still reaches this socket through it (see Announcer.membership).
-  await socket.join(userRoom(identity.userId));
-  const chatIds = await deps.chats.chatIdsOf(identity.userId);
+  const { userId, expiresAt } = deps.tokens.verify(token);
+  socket.data.userId = userId;
+  socket.data.expiresAt = expiresAt;
+  await socket.join(userRoom(userId));
+  const chatIds = await deps.chats.chatIdsOf(userId);
   await socket.join(chatIds.map(chatRoom));
   // Counted online before `connect` fires, so that another device of the
   // user leaving right after never sees the user offline in between.
   socket.data.cameOnline = await deps.presence
-    .connect(identity.userId, socket.id)
+    .connect(userId, socket.id)
     .catch((error: unknown) => {
       deps.log.warn("presence update failed", { error });
       return false;
     });
+  // A connection lost before `connect` fires has no `disconnect` event.
+  socket.conn.once("close", () => {
+    if (socket.data.entered) return;
+    void background.runFor(userId, deps.log, "presence", () =>
+      leave(deps, announcer, background, [userId, socket.id]),
+    );
+  });
 }
 
 function onConnection(
@@ -184,8 +195,15 @@ function onConnection(
   background: Background,
 ): void {
   const { userId, expiresAt } = socket.data;
+  socket.data.entered = true;
   const log = deps.log.child({ socket: socket.id, user: userId });
   log.info("socket connected", { transport: socket.conn.transport.name });
+
+  // Chats joined while the handshake ran were announced to rooms this
+  // socket could not be reached in yet: read them again.
+  void background.run(log, "rooms", async () => {
+    await socket.join((await deps.chats.chatIdsOf(userId)).map(chatRoom));
+  });
 
   const expiry = setTimeout(
     () => socket.disconnect(true),
@@ -193,7 +211,7 @@ function onConnection(
   );
 
   if (socket.data.cameOnline) {
-    void background.run(log, "presence", () =>
+    void background.runFor(userId, log, "presence", () =>
       announcer.presence(userId, true),
     );
   }
@@ -201,7 +219,7 @@ function onConnection(
   socket.on("disconnect", (reason) => {
     clearTimeout(expiry);
     log.info("socket disconnected", { reason });
-    void background.run(log, "presence", () =>
+    void background.runFor(userId, log, "presence", () =>
       leave(deps, announcer, background, [userId, socket.id]),
     );
   });
@@ -209,6 +227,8 @@ function onConnection(
   refuseUnknown(socket, log);
 
   on(socket, log, deps, "message:send", SendEvent, async (input, reply) => {
+    // The writer calls back in seq order with the chat's other sends from
+    // this node: acknowledge, then broadcast, there.
     const sent = await deps.messages.send(
       {
         chatId: input.chat_id,
@@ -226,23 +246,19 @@ function onConnection(
       seq: sent.message.seq,
       duplicate: sent.duplicate,
     });
-    return { reply: sent, broadcast: () => undefined };
   });
 
-  on(socket, log, deps, "message:read", ReadEvent, async (input) => {
+  on(socket, log, deps, "message:read", ReadEvent, async (input, reply) => {
     const read = await deps.messages.markRead(input.chat_id, userId, input.seq);
-    return {
-      reply: { last_read_seq: read.last_read_seq },
-      broadcast: () => announcer.read(read),
-    };
+    reply({ last_read_seq: read.last_read_seq });
+    announcer.read(read);
   });
 
-  on(socket, log, deps, "typing", TypingEvent, (input) => {
+  on(socket, log, deps, "typing", TypingEvent, (input, reply) => {
     if (!socket.rooms.has(chatRoom(input.chat_id))) throw notFound("chat");
-    return Promise.resolve({
-      reply: {},
-      broadcast: () => announcer.typing(input.chat_id, userId, input.typing),
-    });
+    reply({});
+    announcer.typing(input.chat_id, userId, input.typing);
+    return Promise.resolve();
   });
 }
 
@@ -270,16 +286,11 @@ function refuseUnknown(socket: ChatSocket, log: Logger): void {
   });
 }
 
-interface Outcome<R> {
-  reply: R;
-  /** Broadcast, after the acknowledgement has gone. */
-  broadcast: () => unknown;
-}
-
 /**
  * Registers one client event: checks the acknowledgement callback and the
- * payload, runs the handler as tracked work, acknowledges, then broadcasts.
- * Every failure becomes `{ ok: false, error }` for this socket alone.
+ * payload and runs the handler as tracked work; the handler acknowledges,
+ * then broadcasts. A failure before the acknowledgement becomes
+ * `{ ok: false, error }` for this socket alone.
  */
 function on<S extends z.ZodType, R extends object>(
   socket: ChatSocket,
@@ -287,10 +298,7 @@ function on<S extends z.ZodType, R extends object>(
   deps: SocketServerDeps,
   event: keyof ClientToServerEvents,
   schema: S,
-  handle: (
-    input: z.output<S>,
-    replyNow: (answer: R) => void,
-  ) => Promise<Outcome<R>>,
+  handle: (input: z.output<S>, reply: (answer: R) => void) => Promise<void>,
 ): void {
   socket.on(event, (...args: unknown[]) => {
     const [payload, ack] = payloadAndAck(args);
@@ -309,10 +317,6 @@ function on<S extends z.ZodType, R extends object>(
         const input = schema.safeParse(payload);
         if (!input.success) throw fromZodError(input.error, "payload");
         return handle(input.data, (answer) => reply({ ok: true, ...answer }));
-      })
-      .then((outcome) => {
-        reply({ ok: true, ...outcome.reply });
-        outcome.broadcast();
       })
       .catch((error: unknown) => {
         const appError = toAppError(error);
@@ -334,6 +338,7 @@ class Background {
   /** Sockets whose leaving could not be recorded yet (Redis was away). */
   readonly unrecorded: [number, string][] = [];
   private readonly pending = new Set<Promise<void>>();
+  private readonly chains = new Map<number, Promise<void>>();
   private readonly warn = oncePer(10_000);
 
   run(log: Logger, what: string, work: () => Promise<void>): Promise<void> {
@@ -344,6 +349,25 @@ class Background {
       .finally(() => this.pending.delete(running));
     this.pending.add(running);
     return running;
+  }
+
+  /**
+   * Like run, after the user's earlier work: one user's presence changes
+   * are told in the order they happened on this node.
+   */
+  runFor(
+    userId: number,
+    log: Logger,
+    what: string,
+    work: () => Promise<void>,
+  ): Promise<void> {
+    const previous = this.chains.get(userId) ?? Promise.resolve();
+    const next = previous.then(() => this.run(log, what, work));
+    this.chains.set(userId, next);
+    void next.then(() => {
+      if (this.chains.get(userId) === next) this.chains.delete(userId);
+    });
+    return next;
   }
 
   async settled(): Promise<void> {
