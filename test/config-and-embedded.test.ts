@@ -327,6 +327,33 @@ describe("embedded mode, end to end", () => {
     await settle();
     expect(b1.received("message:new")).to.have.length(2);
 
+    // Membership changes run in a transaction on PGlite's one connection.
+    const [carol] = (await newUsers(url, 1, "emb")) as [TestUser];
+    const group = await alice.api.post("/chats", {
+      type: "group",
+      name: "embedded group",
+      member_ids: [bob.id],
+    });
+    const groupId = group.body.id as number;
+    const add = await alice.api.post(`/chats/${groupId}/members`, {
+      user_id: carol.id,
+    });
+    expect(add.status, JSON.stringify(add.body)).to.equal(200);
+    const leave = await alice.api.delete(
+      `/chats/${groupId}/members/${alice.id}`,
+    );
+    expect(leave.status).to.equal(204);
+    const after = await bob.api.get(`/chats/${groupId}`);
+    expect(
+      after.body.members.map((m: { user_id: number; role: string }) => [
+        m.user_id,
+        m.role,
+      ]),
+    ).to.deep.equal([
+      [bob.id, "owner"],
+      [carol.id, "member"],
+    ]);
+
     const stopped = await first.terminate();
     expect(stopped.code, first.output).to.equal(0);
     expect(stopped.elapsedMs).to.be.below(10_000);

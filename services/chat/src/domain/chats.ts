@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { Chat, CreateChatBody } from "../contract/schemas.js";
 import { AppError, forbidden, invalid, notFound } from "../errors.js";
-import type { PrismaClient } from "../generated/prisma/client.js";
+import type { Prisma, PrismaClient } from "../generated/prisma/client.js";
 import { isUniqueViolation } from "./prisma-errors.js";
 import type { Users } from "./users.js";
 import {
@@ -102,21 +102,27 @@ export class Chats {
     actorId: number,
     userId: number,
   ): Promise<{ chat: Chat; change: MembershipChange | null }> {
-    const actor = await this.groupMember(chatId, actorId);
-    if (actor.role !== "owner") throw forbidden("only the owner adds members");
     await this.users.assertExist([userId]);
-    // A newcomer's unread count starts at their arrival, not at the first
-    // message the group ever had.
-    const { lastSeq } = await this.prisma.chat.findUniqueOrThrow({
-      where: { id: chatId },
-      select: { lastSeq: true },
-    });
-    const added = await this.prisma.member.createMany({
-      data: [{ chatId, userId, role: "member", lastReadSeq: lastSeq }],
-      skipDuplicates: true,
-    });
+    const added = await this.changeMembers(
+      chatId,
+      actorId,
+      async (tx) => {
+        // A newcomer's unread count starts at their arrival, not at the
+        // first message the group ever had.
+        const { lastSeq } = await tx.chat.findUniqueOrThrow({
+          where: { id: chatId },
+          select: { lastSeq: true },
+        });
+        const { count } = await tx.member.createMany({
+          data: [{ chatId, userId, role: "member", lastReadSeq: lastSeq }],
+          skipDuplicates: true,
+        });
+        return count > 0;
+      },
+      "adds members",
+    );
     const chat = await this.view(chatId, actorId);
-    if (added.count === 0) return { chat, change: null };
+    if (!added) return { chat, change: null };
     const members = chat.members.map((m) => m.user_id);
     return {
       chat,
@@ -133,30 +139,61 @@ export class Chats {
     actorId: number,
     userId: number,
   ): Promise<MembershipChange> {
-    const actor = await this.groupMember(chatId, actorId);
-    if (actorId !== userId && actor.role !== "owner") {
-      throw forbidden("only the owner removes other members");
-    }
-    await this.prisma.$transaction(async (tx) => {
-      // One membership change per chat at a time: two owners' successors
-      // leaving together must each see the other gone.
-      await tx.$queryRaw`SELECT id FROM chats WHERE id = ${chatId} FOR UPDATE`;
-      const removed = await tx.member.deleteMany({ where: { chatId, userId } });
-      if (removed.count === 0) throw notFound(`member ${userId}`);
-      const rest = await tx.member.findMany({
-        where: { chatId },
-        include: { user: { select: { name: true } } },
-      });
-      const successor = rest.sort(byStanding)[0];
-      if (successor && successor.role !== "owner") {
-        await tx.member.update({
-          where: { chatId_userId: { chatId, userId: successor.userId } },
-          data: { role: "owner" },
+    const ownerNeeded = actorId !== userId;
+    await this.changeMembers(
+      chatId,
+      actorId,
+      async (tx) => {
+        const removed = await tx.member.deleteMany({
+          where: { chatId, userId },
         });
-      }
-    });
+        if (removed.count === 0) throw notFound(`member ${userId}`);
+        const rest = await tx.member.findMany({
+          where: { chatId },
+          include: { user: { select: { name: true } } },
+        });
+        const successor = rest.sort(byStanding)[0];
+        if (successor && successor.role !== "owner") {
+          await tx.member.update({
+            where: { chatId_userId: { chatId, userId: successor.userId } },
+            data: { role: "owner" },
+          });
+        }
+      },
+      ownerNeeded ? "removes other members" : undefined,
+    );
     const members = await this.memberIds(chatId);
     return { chatId, joined: [], left: [userId], notify: [...members, userId] };
+  }
+
+  /**
+   * Runs a change of a group's members with the chat row locked, so that
+   * changes to one chat happen one at a time and each sees the last: the
+   * actor must be a member, and the owner when `ownerOnly` names the act.
+   * `change` must use `tx` alone: embedded PGlite has one connection, and a
+   * query outside the transaction would wait for it to end.
+   */
+  private changeMembers<T>(
+    chatId: number,
+    actorId: number,
+    change: (tx: Prisma.TransactionClient) => Promise<T>,
+    ownerOnly: string | undefined,
+  ): Promise<T> {
+    return this.prisma.$transaction(async (tx) => {
+      await tx.$queryRaw`SELECT id FROM chats WHERE id = ${chatId} FOR UPDATE`;
+      const actor = await tx.member.findUnique({
+        where: { chatId_userId: { chatId, userId: actorId } },
+        select: { role: true, chat: { select: { type: true } } },
+      });
+      if (!actor) throw notFound("chat");
+      if (actor.chat.type === "private") {
+        throw new AppError("VALIDATION", "members of a private chat are fixed");
+      }
+      if (ownerOnly && actor.role !== "owner") {
+        throw forbidden(`only the owner ${ownerOnly}`);
+      }
+      return change(tx);
+    });
   }
 
   /** NOT_FOUND unless `userId` is a member of the chat. */
@@ -246,19 +283,6 @@ export class Chats {
       select: { id: true },
     });
     return { chatId: chat.id, created: true };
-  }
-
-  /** The actor's membership of a group; errors for others and privates. */
-  private async groupMember(chatId: number, userId: number) {
-    const member = await this.prisma.member.findUnique({
-      where: { chatId_userId: { chatId, userId } },
-      select: { role: true, chat: { select: { type: true } } },
-    });
-    if (!member) throw notFound("chat");
-    if (member.chat.type === "private") {
-      throw new AppError("VALIDATION", "members of a private chat are fixed");
-    }
-    return member;
   }
 
   private async memberIds(chatId: number): Promise<number[]> {
