@@ -157,7 +157,6 @@ export function createApp(deps: AppDeps): express.Express {
     },
     deps.domain,
     deps.announcer,
-    deps.log,
   );
   const document = buildOpenApi(registry);
   app.get("/openapi.json", (_req, res) => {
@@ -183,6 +182,8 @@ function logRequest(req: Request, res: Response): void {
   // A node that is not ready says so on /readyz; that is not a failure.
   if (res.statusCode >= 500 && req.path !== "/readyz") {
     log.error("request failed", fields);
+  } else if (res.statusCode >= 400 && req.path !== "/readyz") {
+    log.info("request refused", fields);
   } else {
     log.debug("request", fields);
   }

@@ -1,5 +1,6 @@
 import type { OpenAPIRegistry } from "@asteasolutions/zod-to-openapi";
-import type { Request, Response, Router } from "express";
+import type { Request, Router } from "express";
+import type { Logger } from "../logger.js";
 import { z } from "zod";
 import { ErrorResponse } from "../contract/schemas.js";
 import { AppError, fromZodError } from "../errors.js";
@@ -12,6 +13,8 @@ export interface RouteInput<P, Q, B> {
   userId: number;
   /** The client's address (behind nginx, from X-Forwarded-For). */
   client: string;
+  /** The request's logger (it carries the request id). */
+  log: Logger;
   params: P;
   query: Q;
   body: B;
@@ -36,11 +39,17 @@ export interface RouteSpec<
   form?: boolean;
   /** Success statuses and what they answer (no schema: no body). */
   responses: Record<number, { description: string; schema?: z.ZodType }>;
-  /** Runs the use case; returns the status and body to answer. */
+  /** Runs the use case; returns what to answer and what to announce. */
   handle: (
     input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>,
-    res: Response,
-  ) => Promise<{ status: number; body?: unknown }>;
+  ) => Promise<Answer>;
+}
+
+export interface Answer {
+  status: number;
+  body?: unknown;
+  /** Tells sockets of the change, once the answer has gone. */
+  announce?: () => Promise<void> | void;
 }
 
 export interface RouteContext {
@@ -87,6 +96,7 @@ export function route<
     const input = {
       userId,
       client: req.ip ?? "",
+      log: res.locals.log as Logger,
       params: parse(spec.params, req.params),
       // `?limit=` means no limit given: take the default.
       query: parse(
@@ -97,9 +107,14 @@ export function route<
       ),
       body: parse(spec.body, req.body),
     };
-    const { status, body } = await spec.handle(input, res);
+    const { status, body, announce } = await spec.handle(input);
     if (body === undefined) res.status(status).end();
     else res.status(status).json(body);
+    try {
+      await announce?.();
+    } catch (error) {
+      input.log.warn("announcement failed", { error });
+    }
   });
 
   describeRoute(ctx.registry, spec, auth);

@@ -21,7 +21,6 @@ import type { Chats } from "../domain/chats.js";
 import type { Messages } from "../domain/messages.js";
 import type { Tokens } from "../domain/tokens.js";
 import type { Users } from "../domain/users.js";
-import type { Logger } from "../logger.js";
 import type { Announcer } from "../realtime/announcer.js";
 import { route, type RouteContext } from "./route.js";
 
@@ -40,7 +39,6 @@ export function registerRoutes(
   ctx: RouteContext,
   domain: Domain,
   announcer: Announcer,
-  log: Logger,
 ): void {
   const { users, chats, messages, tokens } = domain;
 
@@ -128,8 +126,13 @@ export function registerRoutes(
     },
     handle: async ({ userId, body }) => {
       const opened = await chats.create(userId, body);
-      if (opened.created) await announcer.membership(opened.change);
-      return { status: opened.created ? 201 : 200, body: opened.chat };
+      return {
+        status: opened.created ? 201 : 200,
+        body: opened.chat,
+        announce: opened.created
+          ? () => announcer.membership(opened.change)
+          : undefined,
+      };
     },
   });
 
@@ -170,9 +173,16 @@ export function registerRoutes(
       403: { description: "Not the owner (FORBIDDEN)" },
     },
     handle: async ({ userId, params, body }) => {
-      const added = await chats.addMember(params.chat_id, userId, body.user_id);
-      if (added.change) await announcer.membership(added.change);
-      return { status: 200, body: added.chat };
+      const { chat, change } = await chats.addMember(
+        params.chat_id,
+        userId,
+        body.user_id,
+      );
+      return {
+        status: 200,
+        body: chat,
+        announce: change ? () => announcer.membership(change) : undefined,
+      };
     },
   });
 
@@ -192,8 +202,7 @@ export function registerRoutes(
         userId,
         params.user_id,
       );
-      await announcer.membership(change);
-      return { status: 204 };
+      return { status: 204, announce: () => announcer.membership(change) };
     },
   });
 
@@ -212,7 +221,9 @@ export function registerRoutes(
       201: { description: "Stored", schema: Message },
       429: { description: "Too many messages (RATE_LIMITED)" },
     },
-    handle: async ({ userId, params, body }) => {
+    handle: async ({ userId, params, body, log }) => {
+      // Broadcast as the writer stores it, in seq order with the chat's
+      // other sends from this node, which can be before this answer goes.
       const sent = await messages.send(
         {
           chatId: params.chat_id,
@@ -254,9 +265,12 @@ export function registerRoutes(
     responses: { 200: { description: "My read marker", schema: ReadMarker } },
     handle: async ({ userId, params, body }) => {
       const read = await messages.markRead(params.chat_id, userId, body.seq);
-      announcer.read(read);
       const { chat_id, user_id, last_read_seq } = read;
-      return { status: 200, body: { chat_id, user_id, last_read_seq } };
+      return {
+        status: 200,
+        body: { chat_id, user_id, last_read_seq },
+        announce: () => announcer.read(read),
+      };
     },
   });
 }
