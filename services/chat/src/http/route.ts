@@ -48,7 +48,7 @@ export interface RouteSpec<
 export interface Answer {
   status: number;
   body?: unknown;
-  /** Tells sockets of the change, once the answer has gone. */
+  /** Tells sockets of the stored change; its failure is only logged. */
   announce?: () => Promise<void> | void;
 }
 
@@ -108,13 +108,16 @@ export function route<
       body: parse(spec.body, req.body),
     };
     const { status, body, announce } = await spec.handle(input);
-    if (body === undefined) res.status(status).end();
-    else res.status(status).json(body);
+    // The change is stored: tell the sockets concerned before the caller,
+    // so that a socket of theirs is in its new rooms by the time they hear;
+    // a failure to tell is logged, and does not turn into an error.
     try {
       await announce?.();
     } catch (error) {
       input.log.warn("announcement failed", { error });
     }
+    if (body === undefined) res.status(status).end();
+    else res.status(status).json(body);
   });
 
   describeRoute(ctx.registry, spec, auth);

@@ -33,7 +33,7 @@ export interface Domain {
 
 /**
  * Every REST endpoint of DESIGN.md section 6. Each parses (by its schemas),
- * calls the domain, answers, then announces the change to sockets.
+ * calls the domain, announces the change to sockets, then answers.
  */
 export function registerRoutes(
   ctx: RouteContext,
@@ -223,7 +223,7 @@ export function registerRoutes(
     },
     handle: async ({ userId, params, body, log }) => {
       // Broadcast as the writer stores it, in seq order with the chat's
-      // other sends from this node, which can be before this answer goes.
+      // other sends from this node.
       const sent = await messages.send(
         {
           chatId: params.chat_id,
