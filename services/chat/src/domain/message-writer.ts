@@ -90,14 +90,28 @@ export class MessageWriter {
   private async storeBatch(
     inputs: SendInput[],
   ): Promise<(SendResult | Error)[]> {
-    if (inputs.length === 1)
+    if (inputs.length === 1) {
       return [await this.storeOne(inputs[0]!).catch(asError)];
+    }
+    return this.storeTogether(inputs, () => this.storeWithoutRepeats(inputs));
+  }
+
+  /**
+   * One statement for all the sends. A sender who is not a member leaves
+   * each send on its own; a repeated client_id is handed to `onRepeat`;
+   * any other failure fails them all.
+   */
+  private async storeTogether(
+    inputs: SendInput[],
+    onRepeat: () => Promise<(SendResult | Error)[]>,
+  ): Promise<(SendResult | Error)[]> {
+    if (inputs.length === 0) return [];
     try {
       const rows = await this.insert(inputs);
       if (rows.length === inputs.length) return rows.map(fresh);
     } catch (error) {
       if (!isUniqueViolation(error)) return inputs.map(() => asError(error));
-      return this.storeWithoutRepeats(inputs);
+      return onRepeat();
     }
     return this.storeEach(inputs);
   }
@@ -116,7 +130,8 @@ export class MessageWriter {
         news.push(input);
       }
     });
-    const written = await this.storeBatchOnce(news);
+    // A client_id stored by another node meanwhile: one by one.
+    const written = await this.storeTogether(news, () => this.storeEach(news));
     const resultOf = new Map(news.map((input, i) => [input, written[i]!]));
     return inputs.map((input) => {
       const own = resultOf.get(input);
@@ -129,24 +144,6 @@ export class MessageWriter {
         ? original
         : { message: original.message, duplicate: true };
     });
-  }
-
-  /**
-   * One statement for sends known to be new; one by one if that cannot
-   * be (a sender not a member, a client_id stored meanwhile).
-   */
-  private async storeBatchOnce(
-    inputs: SendInput[],
-  ): Promise<(SendResult | Error)[]> {
-    if (inputs.length === 0) return [];
-    try {
-      const rows = await this.insert(inputs);
-      if (rows.length === inputs.length) return rows.map(fresh);
-    } catch (error) {
-      // Another node stored one of these client_ids meanwhile.
-      if (!isUniqueViolation(error)) return inputs.map(() => asError(error));
-    }
-    return this.storeEach(inputs);
   }
 
   private async storeEach(
@@ -173,7 +170,7 @@ export class MessageWriter {
           OR: keyed.map(({ senderId, clientId }) => ({ senderId, clientId })),
         },
       }),
-      this.members(chatId),
+      readMarkers(this.prisma, chatId),
     ]);
     return new Map(
       messages.map((m) => [
@@ -202,16 +199,9 @@ export class MessageWriter {
     if (clientId === undefined) return undefined;
     const [message, members] = await Promise.all([
       this.prisma.message.findFirst({ where: { chatId, senderId, clientId } }),
-      this.members(chatId),
+      readMarkers(this.prisma, chatId),
     ]);
     return message ? messageView(message, members) : undefined;
-  }
-
-  private members(chatId: number) {
-    return this.prisma.member.findMany({
-      where: { chatId },
-      select: { userId: true, lastReadSeq: true },
-    });
   }
 
   /**
@@ -275,6 +265,14 @@ function settle(pending: Pending, outcome: SendResult | Error): void {
   } catch (error) {
     pending.reject(error);
   }
+}
+
+/** Each member's read marker: what `is_read` is computed from. */
+export function readMarkers(prisma: PrismaClient, chatId: number) {
+  return prisma.member.findMany({
+    where: { chatId },
+    select: { userId: true, lastReadSeq: true },
+  });
 }
 
 /** Sender and client_id: what makes two sends the same message. */

@@ -5,6 +5,7 @@ import type { PrismaClient } from "../generated/prisma/client.js";
 import type { RateLimiter } from "../cluster/rate-limit.js";
 import {
   MessageWriter,
+  readMarkers,
   type SendInput,
   type SendResult,
 } from "./message-writer.js";
@@ -64,7 +65,7 @@ export class Messages {
     userId: number,
     query: z.output<typeof HistoryQuery>,
   ): Promise<Message[]> {
-    const members = await this.members(chatId);
+    const members = await readMarkers(this.prisma, chatId);
     if (!members.some((m) => m.userId === userId)) throw notFound("chat");
     const newestFirst = query.before !== undefined;
     const rows = await this.prisma.message.findMany({
@@ -107,12 +108,5 @@ export class Messages {
     });
     if (!member) throw notFound("chat");
     return { ...base, last_read_seq: member.lastReadSeq, changed: false };
-  }
-
-  private members(chatId: number) {
-    return this.prisma.member.findMany({
-      where: { chatId },
-      select: { userId: true, lastReadSeq: true },
-    });
   }
 }
