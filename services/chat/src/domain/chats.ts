@@ -52,9 +52,10 @@ export class Chats {
       input.type === "private"
         ? await this.openPrivate(userId, input.user_id)
         : await this.createGroup(userId, input.name, input.member_ids);
-    const members = await this.memberIds(chatId);
+    const chat = await this.view(chatId, userId);
+    const members = chat.members.map((m) => m.user_id);
     const change = { chatId, joined: members, left: [], notify: members };
-    return { chat: await this.view(chatId, userId), created, change };
+    return { chat, created, change };
   }
 
   /** My chats, most recent activity first. */
